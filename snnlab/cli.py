@@ -1,0 +1,75 @@
+"""The ``snnlab`` command line: ``snnlab <command> ...``.
+
+Each area of the package contributes its commands through a ``register(subparsers)`` function
+listed in ``COMMAND_MODULES``; the CLI calls the same functions the chapters call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from typing import Sequence
+
+__all__ = ["main", "build_parser", "COMMAND_MODULES"]
+
+# Modules providing `register(subparsers)`; each adds one top-level command.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def _info(args: argparse.Namespace) -> int:
+    import numba
+    import numpy
+    import torch
+
+    import snnlab
+    from snnlab.runmode import quick_mode
+
+    info = {
+        "snnlab": snnlab.__version__,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "numba": numba.__version__,
+        "numpy": numpy.__version__,
+        "cuda_available": torch.cuda.is_available(),
+        "cuda_devices": torch.cuda.device_count(),
+        "cpu_threads": torch.get_num_threads(),
+        "quick_mode": quick_mode(),
+    }
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import snnlab
+
+    parser = argparse.ArgumentParser(
+        prog="snnlab",
+        description="snnlab: train, convert, run and measure spiking neural networks.",
+    )
+    parser.add_argument("--version", action="version", version=f"snnlab {snnlab.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="<command>")
+    info = sub.add_parser("info", help="print versions, devices and run mode as JSON")
+    info.set_defaults(func=_info)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, TypeError, FileNotFoundError) as error:
+        # Bad input: one clear line, no traceback.
+        print(f"snnlab {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
