@@ -15,7 +15,9 @@ from typing import Sequence
 __all__ = ["main", "build_parser", "COMMAND_MODULES"]
 
 # Modules providing `register(subparsers)`; each adds one top-level command.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "snnlab.bench.cli",
+)
 
 
 def _info(args: argparse.Namespace) -> int:

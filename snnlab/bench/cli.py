@@ -1,0 +1,65 @@
+"""``snnlab bench <name>``: run a benchmark and print its JSON."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import platform
+import sys
+import time
+
+from snnlab.bench import BENCHMARKS
+
+__all__ = ["register", "machine_info"]
+
+
+def machine_info() -> dict:
+    """What the numbers were measured on (load average included: other work skews timings)."""
+    import numba
+    import torch
+
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "numba": numba.__version__,
+        "numba_threads": numba.config.NUMBA_NUM_THREADS,
+        "load_average_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def _run(args: argparse.Namespace) -> int:
+    names = sorted(BENCHMARKS) if args.benchmark == "all" else [args.benchmark]
+    results = {"machine": machine_info()}
+    for name in names:
+        module = importlib.import_module(BENCHMARKS[name])
+        results[name] = module.run(args)
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.output:
+        with open(args.output, "w") as fh:
+            fh.write(text + "\n")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "bench", help="run a speed/memory benchmark and print JSON (ratios against baselines)"
+    )
+    bench_sub = parser.add_subparsers(dest="benchmark", metavar="<benchmark>", required=True)
+    for name in sorted(BENCHMARKS):
+        module = importlib.import_module(BENCHMARKS[name])
+        p = bench_sub.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0])
+        module.add_arguments(p)
+        p.add_argument("--output", help="also write the JSON to this file")
+        p.set_defaults(func=_run)
+    all_p = bench_sub.add_parser("all", help="run every benchmark with default settings")
+    all_p.add_argument("--output", help="also write the JSON to this file")
+    all_p.set_defaults(func=_run)
+    for name in sorted(BENCHMARKS):
+        importlib.import_module(BENCHMARKS[name]).add_arguments(all_p)
