@@ -1,0 +1,1 @@
+"""Measurements on networks: gradients through spikes, firing, memory, energy."""
