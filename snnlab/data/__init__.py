@@ -1,0 +1,10 @@
+"""Data for snnlab: embedded digits, an emulated DVS camera and its event data set, and loaders
+for the papers' real data sets (CIFAR-10/100, DVS Gesture, CIFAR10-DVS).
+
+Everyone else calls :func:`load_dataset` / :func:`dataset_info` (see :mod:`snnlab.data.registry`).
+"""
+
+from snnlab.data.paths import DATA_ENV, DataMissingError, data_root
+from snnlab.data.registry import DATASETS, dataset_info, load_dataset
+
+__all__ = ["DATASETS", "load_dataset", "dataset_info", "data_root", "DataMissingError", "DATA_ENV"]

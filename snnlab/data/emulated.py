@@ -1,0 +1,229 @@
+"""The "emulated neuromorphic digits" data set: every scikit-learn digit recorded by
+:class:`~snnlab.data.dvs_camera.DVSCamera` along N-MNIST's three saccades (Orchard et al. 2015).
+
+As in N-MNIST, a 28x28 digit (here the 8x8 digit upscaled bilinearly) moves inside a 34x34 pixel
+window for 300 ms. Generation is deterministic given the configuration (camera seed for the
+threshold mismatch, recording seed for the noise) and is cached on disk as one ``.npz`` file
+under ``<root>/emulated/``, named by a hash of the configuration and written atomically, so a
+changed parameter makes a new file and an interrupted run leaves none. The split is the digits'
+fixed split (:func:`snnlab.data.digits.digits_split`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from snnlab.checks import check_timesteps
+from snnlab.data.digits import digits_images, digits_split, resize_images
+from snnlab.data.dvs_camera import EVENT_DTYPE, DVSCamera, DVSParams, SaccadeParams
+from snnlab.data.frames import EventFramesDataset, EventsToFrames
+from snnlab.data.paths import atomic_write, data_root
+
+__all__ = [
+    "EMULATED_SENSOR",
+    "EMULATED_DIGIT_PX",
+    "EMULATED_DEFAULT_T",
+    "EmulatedConfig",
+    "EmulatedRecordings",
+    "generate_emulated_digits",
+    "emulated_cache_path",
+    "prepare_emulated_digits",
+    "EmulatedDigitsDataset",
+]
+
+EMULATED_SENSOR = 34  # N-MNIST's window
+EMULATED_DIGIT_PX = 28  # MNIST's digit size
+EMULATED_DEFAULT_T = 10
+_FORMAT = 1  # bump when the file layout or the emulator's output changes
+
+
+@dataclass(frozen=True)
+class EmulatedConfig:
+    """Everything that determines the emulated recordings (and so the cache file name)."""
+
+    dvs: DVSParams = field(default_factory=DVSParams)
+    saccades: SaccadeParams = field(default_factory=SaccadeParams)
+    camera_seed: int = 0
+    seed: int = 0
+    digit_px: int = EMULATED_DIGIT_PX
+    sensor_px: int = EMULATED_SENSOR
+    limit: int | None = None  # only the first `limit` digits (scikit-learn order); for tests
+
+    def key(self) -> str:
+        payload = json.dumps({"format": _FORMAT, **asdict(self)}, sort_keys=True)
+        return hashlib.sha1(payload.encode()).hexdigest()[:12]
+
+    @classmethod
+    def from_options(cls, **options) -> "EmulatedConfig":
+        """Build from flat keyword options: any DVSParams or SaccadeParams field, plus
+        ``camera_seed``, ``seed``, ``digit_px``, ``sensor_px``, ``limit``."""
+        dvs_fields = set(DVSParams.__dataclass_fields__)
+        sac_fields = set(SaccadeParams.__dataclass_fields__)
+        own = {"camera_seed", "seed", "digit_px", "sensor_px", "limit"}
+        unknown = set(options) - dvs_fields - sac_fields - own
+        if unknown:
+            valid = ", ".join(sorted(dvs_fields | sac_fields | own))
+            raise ValueError(f"unknown emulated-camera option(s) {sorted(unknown)}; valid: {valid}.")
+        return cls(dvs=DVSParams(**{k: v for k, v in options.items() if k in dvs_fields}),
+                   saccades=SaccadeParams(**{k: v for k, v in options.items() if k in sac_fields}),
+                   **{k: v for k, v in options.items() if k in own})
+
+
+@dataclass
+class EmulatedRecordings:
+    """All recordings, concatenated: events of recording i are ``x[o[i]:o[i+1]]`` etc. with
+    ``o = offsets``; ``labels[i]`` its class, ``digit_index[i]`` its index in ``load_digits``."""
+
+    x: np.ndarray
+    y: np.ndarray
+    t: np.ndarray
+    p: np.ndarray
+    offsets: np.ndarray
+    labels: np.ndarray
+    digit_index: np.ndarray
+    sensor_size: tuple[int, int, int]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def events(self, i: int) -> np.ndarray:
+        """Recording ``i`` as tonic's structured event array."""
+        a, b = int(self.offsets[i]), int(self.offsets[i + 1])
+        ev = np.empty(b - a, EVENT_DTYPE)
+        ev["x"], ev["y"], ev["t"], ev["p"] = self.x[a:b], self.y[a:b], self.t[a:b], self.p[a:b]
+        return ev
+
+    def save(self, path: Path) -> None:
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as out:
+                np.savez_compressed(out, x=self.x, y=self.y, t=self.t, p=self.p,
+                                    offsets=self.offsets, labels=self.labels,
+                                    digit_index=self.digit_index,
+                                    sensor_size=np.asarray(self.sensor_size))
+
+        atomic_write(path, write)
+
+    @classmethod
+    def load(cls, path: Path) -> "EmulatedRecordings":
+        with np.load(path) as f:
+            return cls(x=f["x"], y=f["y"], t=f["t"], p=f["p"], offsets=f["offsets"],
+                       labels=f["labels"], digit_index=f["digit_index"],
+                       sensor_size=tuple(int(s) for s in f["sensor_size"]))
+
+
+def generate_emulated_digits(config: EmulatedConfig = EmulatedConfig(), *,
+                             progress: bool = False) -> EmulatedRecordings:
+    """Record every digit (or the first ``config.limit``) with one camera; recording i uses
+    noise seed ``[config.seed, i]``. Returns the recordings in memory (no caching)."""
+    from tqdm.auto import tqdm
+
+    images, labels = digits_images(None)
+    if config.limit is not None:
+        images, labels = images[: config.limit], labels[: config.limit]
+    if config.digit_px > config.sensor_px:
+        raise ValueError(f"digit_px={config.digit_px} must be <= sensor_px={config.sensor_px}.")
+    big = resize_images(torch.from_numpy(images)[:, None], config.digit_px)[:, 0].numpy()
+    camera = DVSCamera(config.sensor_px, config.sensor_px, config.dvs, seed=config.camera_seed)
+    # Centre the triangle's bounding box (travel A in x and y) in the window, as N-MNIST's
+    # 34x34 crop holds the 28x28 digit over its whole path.
+    margin = (config.sensor_px - config.digit_px - config.saccades.travel_px) / 2
+    parts, counts = [], np.zeros(len(big), np.int64)
+    for i in tqdm(range(len(big)), desc="emulating DVS recordings", unit="digit", disable=not progress):
+        ev = camera.record_saccades(big[i], config.saccades, seed=(config.seed, i),
+                                    offset=(margin, margin))
+        parts.append(ev)
+        counts[i] = len(ev)
+    events = np.concatenate(parts) if parts else np.empty(0, EVENT_DTYPE)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    return EmulatedRecordings(
+        x=events["x"].astype(np.uint8), y=events["y"].astype(np.uint8),
+        t=events["t"].astype(np.uint32), p=events["p"].astype(bool), offsets=offsets,
+        labels=labels.astype(np.int64), digit_index=np.arange(len(labels)),
+        sensor_size=camera.sensor_size)
+
+
+def emulated_cache_path(config: EmulatedConfig = EmulatedConfig(), root: str | None = None) -> Path:
+    """``<root>/emulated/nmnist-emulated-<config hash>.npz``."""
+    return data_root(root) / "emulated" / f"nmnist-emulated-{config.key()}.npz"
+
+
+def prepare_emulated_digits(config: EmulatedConfig = EmulatedConfig(), root: str | None = None, *,
+                            progress: bool = True, force: bool = False) -> Path:
+    """Generate the recordings into the cache unless a file for this configuration exists
+    (``force`` regenerates). Returns the cache path."""
+    path = emulated_cache_path(config, root)
+    if force or not path.is_file():
+        generate_emulated_digits(config, progress=progress).save(path)
+    return path
+
+
+class EmulatedDigitsDataset(Dataset):
+    """The emulated N-MNIST-style digits as ``(float32 [T, 2, size, size], int)`` items.
+
+    Parameters:
+        train: the digits' fixed train (1,347) or test (450) split.
+        T: frames per recording (default 10).
+        root: data root for the cache.
+        size: frame side after ``tonic.transforms.Downsample`` (default 34, the sensor).
+        time_window_ms: fixed-length frames from the first event (else T equal bins).
+        denoise_us: ``tonic.transforms.Denoise`` filter time (None: off).
+        rtd_T: random temporal deletion to ``rtd_T`` frames, training split only.
+        progress: show a progress bar if the recordings have to be generated.
+        **camera: emulator options (``contrast``, ``noise_rate_hz``, ``seed`` ..., see
+            :meth:`EmulatedConfig.from_options`); each distinct setting has its own cache file.
+
+    ``dataset.recordings`` holds all recordings; ``dataset.events(i)`` the raw events of item i.
+    """
+
+    def __init__(self, train: bool, *, T: int | None = None, root: str | None = None,
+                 size: int | None = None, time_window_ms: float | None = None,
+                 denoise_us: float | None = None, rtd_T: int | None = None,
+                 progress: bool = True, **camera):
+        self.train = bool(train)
+        self.config = EmulatedConfig.from_options(**camera)
+        self.T = EMULATED_DEFAULT_T if T is None else check_timesteps("T", T)
+        self.path = prepare_emulated_digits(self.config, root, progress=progress)
+        self.recordings = EmulatedRecordings.load(self.path)
+        split = digits_split(self.train)
+        self.indices = split[split < len(self.recordings)]
+        self.to_frames = EventsToFrames(
+            self.recordings.sensor_size, self.T, size=size,
+            time_window_us=None if time_window_ms is None else time_window_ms * 1000.0,
+            denoise_us=denoise_us)
+        self._frames = EventFramesDataset(_RecordingEvents(self.recordings), self.to_frames,
+                                          rtd_T=rtd_T if self.train else None, indices=self.indices)
+        self.classes = [str(d) for d in range(10)]
+        self.sensor_size = self.recordings.sensor_size
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self._frames[index]
+
+    def events(self, index: int) -> np.ndarray:
+        """Raw events (tonic structured array) of item ``index``."""
+        return self.recordings.events(int(self.indices[index]))
+
+    def label(self, index: int) -> int:
+        return int(self.recordings.labels[int(self.indices[index])])
+
+
+class _RecordingEvents:
+    """Adapter: recordings as a sequence of ``(events, label)``."""
+
+    def __init__(self, recordings: EmulatedRecordings):
+        self.recordings = recordings
+
+    def __len__(self) -> int:
+        return len(self.recordings)
+
+    def __getitem__(self, i: int):
+        return self.recordings.events(i), int(self.recordings.labels[i])

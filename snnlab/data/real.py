@@ -1,0 +1,376 @@
+"""Loaders for the papers' real data sets, for users who have the files: CIFAR-10/100 through
+torchvision, DVS Gesture and CIFAR10-DVS through tonic, with the papers' preprocessing.
+
+Nothing here downloads. The library classes are subclassed so that a missing file raises
+:class:`~snnlab.data.paths.DataMissingError` (naming the data set, the folder looked in and where to
+get the files) instead of starting a download that would hang on an offline machine. Loading
+checks that the files are present; ``snnlab data verify`` (:func:`verify_dataset`) additionally
+checks the published MD5 sums.
+
+Preprocessing (the papers' settings, as presets; every field can be overridden):
+
+- CIFAR-10/100, training: random crop 32 with zero padding 4, horizontal flip, per-channel
+  normalisation (the recipe of SEW ResNet, OTTT, MLF and ATSN); test: normalisation only.
+- DVS Gesture (128x128, 11 classes, tonic's train/test split by subject):
+  ``mlf``: frames of 30 ms at 32x32, T=40 (Qu, Li, Liu 2024, Sec. 4.1);
+  ``sew``: T=16 equal time bins at 128x128, random temporal deletion to 12 frames for training
+  (Fang et al. 2021, Sec. 5.3).
+- CIFAR10-DVS (128x128, 10 classes, 1,000 recordings each, no official split): split 9000/1000,
+  i.e. 900/100 per class, by a fixed seed (ATSN Sec. 4.1, OTTT);
+  ``mlf``: frames of 10 ms at 42x42, T=10 (Qu, Li, Liu 2024, Sec. 4.1; read literally these frames
+  cover only the first 100 ms of a ~1.3 s recording, which is what is implemented);
+  ``ottt``: T=10 equal time bins at 48x48 (Xiao et al., OTTT);
+  ``sew``: T=16 equal time bins at 128x128 (Fang et al. 2021).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from snnlab.checks import check_choice, check_timesteps
+from snnlab.data.frames import EventFramesDataset, EventsToFrames
+from snnlab.data.paths import DataMissingError, data_root
+
+__all__ = [
+    "CIFAR_STATS",
+    "cifar_dataset",
+    "cifar_folder",
+    "DVS_PRESETS",
+    "DVSSettings",
+    "dvs_settings",
+    "dvs_dataset",
+    "dvs_folder",
+    "cifar10dvs_split",
+    "CIFAR10DVS_SPLIT_SEED",
+    "verify_dataset",
+    "REAL_DATASETS",
+]
+
+REAL_DATASETS = ("cifar10", "cifar100", "dvsgesture", "cifar10dvs")
+
+# Per-channel mean and std of the training images (computed on the training sets; the values used
+# by the papers' code bases).
+CIFAR_STATS = {
+    10: ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    100: ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+}
+
+_HOW_TO_GET = {
+    "cifar10": ("download https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz and extract it "
+                "into {root}/cifar10/ (giving {root}/cifar10/cifar-10-batches-py/), or on a machine "
+                "with internet run torchvision.datasets.CIFAR10('{root}/cifar10', download=True)."),
+    "cifar100": ("download https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz and extract it "
+                 "into {root}/cifar100/ (giving {root}/cifar100/cifar-100-python/), or on a machine "
+                 "with internet run torchvision.datasets.CIFAR100('{root}/cifar100', download=True)."),
+    "dvsgesture": ("get ibmGestureTrain.tar.gz and ibmGestureTest.tar.gz (tonic's preprocessed "
+                   "copy, https://figshare.com/ndownloader/files/38022171 and .../38020584) and "
+                   "extract both into {root}/DVSGesture/, or on a machine with internet run "
+                   "tonic.datasets.DVSGesture('{root}', train=True) and train=False."),
+    "cifar10dvs": ("get CIFAR10DVS.zip (tonic's copy, https://figshare.com/ndownloader/files/38023437) "
+                   "and extract it and the ten per-class zips into {root}/CIFAR10DVS/ (giving "
+                   "{root}/CIFAR10DVS/airplane/*.aedat4 ...), or on a machine with internet run "
+                   "tonic.datasets.CIFAR10DVS('{root}'). Reading .aedat4 needs `pip install aedat`."),
+}
+
+
+def _missing(name: str, looked_in: Path, root: Path) -> DataMissingError:
+    return DataMissingError(name, looked_in, "To get it: " + _HOW_TO_GET[name].format(root=root))
+
+
+# ----------------------------------------------------------------------------- CIFAR
+
+
+def cifar_folder(num_classes: int, root: str | os.PathLike | None = None) -> Path:
+    """Where CIFAR-``num_classes`` is looked for: ``<root>/cifar10/cifar-10-batches-py`` or
+    ``<root>/cifar100/cifar-100-python`` (torchvision's folder names)."""
+    from torchvision.datasets import CIFAR10, CIFAR100
+
+    cls = {10: CIFAR10, 100: CIFAR100}[num_classes]
+    return data_root(root) / f"cifar{num_classes}" / cls.base_folder
+
+
+def _offline_cifar_class(num_classes: int):
+    """A torchvision CIFAR class that never downloads and checks presence, not MD5, on load."""
+    from torchvision.datasets import CIFAR10, CIFAR100
+
+    base = {10: CIFAR10, 100: CIFAR100}[num_classes]
+
+    class OfflineCIFAR(base):
+        def _check_integrity(self) -> bool:
+            folder = Path(self.root, self.base_folder)
+            names = [n for n, _ in self.train_list + self.test_list] + [self.meta["filename"]]
+            return all((folder / n).is_file() for n in names)
+
+        def _load_meta(self) -> None:
+            path = Path(self.root, self.base_folder, self.meta["filename"])
+            with open(path, "rb") as infile:
+                data = pickle.load(infile, encoding="latin1")
+            self.classes = data[self.meta["key"]]
+            self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+
+        def download(self) -> None:  # pragma: no cover - guarded by the presence check
+            raise RuntimeError("snnlab never downloads; see snnlab.data.real.")
+
+    OfflineCIFAR.__name__ = base.__name__
+    return OfflineCIFAR
+
+
+def _cifar_transform(num_classes: int, augment: bool):
+    from torchvision import transforms as T
+
+    mean, std = CIFAR_STATS[num_classes]
+    steps = [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()] if augment else []
+    return T.Compose(steps + [T.ToTensor(), T.Normalize(mean, std)])
+
+
+def cifar_dataset(num_classes: int, *, train: bool, root: str | None = None,
+                  augment: bool | None = None) -> Dataset:
+    """CIFAR-10 or CIFAR-100 from ``<root>/cifar10`` / ``<root>/cifar100`` through torchvision;
+    items ``(float32 [3, 32, 32], int)``. ``augment`` (default: on for train): random crop 32
+    with padding 4 and horizontal flip, then per-channel normalisation."""
+    check_choice("num_classes", num_classes, (10, 100))
+    name = f"cifar{num_classes}"
+    folder = cifar_folder(num_classes, root)
+    cls = _offline_cifar_class(num_classes)
+    probe = cls.__new__(cls)
+    probe.root, probe.base_folder = str(folder.parent), cls.base_folder
+    if not probe._check_integrity():
+        raise _missing(name, folder, data_root(root))
+    augment = train if augment is None else bool(augment)
+    return cls(str(folder.parent), train=train, transform=_cifar_transform(num_classes, augment),
+               download=False)
+
+
+# ----------------------------------------------------------------------------- DVS presets
+
+
+@dataclass(frozen=True)
+class DVSSettings:
+    """Frame settings for a DVS data set: T frames of side ``size``; ``time_window_ms`` frames
+    of fixed length (else T equal bins over the recording); ``rtd_T`` frames kept in training by
+    random temporal deletion (None: off); ``denoise_us`` tonic Denoise filter time (None: off)."""
+
+    T: int
+    size: int
+    time_window_ms: float | None = None
+    rtd_T: int | None = None
+    denoise_us: float | None = None
+
+
+DVS_PRESETS: dict[str, dict[str, DVSSettings]] = {
+    "dvsgesture": {
+        "mlf": DVSSettings(T=40, size=32, time_window_ms=30.0),
+        "sew": DVSSettings(T=16, size=128, rtd_T=12),
+    },
+    "cifar10dvs": {
+        "mlf": DVSSettings(T=10, size=42, time_window_ms=10.0),
+        "ottt": DVSSettings(T=10, size=48),
+        "sew": DVSSettings(T=16, size=128),
+    },
+}
+_UNSET: Any = object()
+
+
+def dvs_settings(name: str, *, T: int | None = None, preset: str = "mlf", size: int | None = None,
+                 time_window_ms: float | None = _UNSET, rtd_T: int | None = _UNSET,
+                 denoise_us: float | None = _UNSET) -> DVSSettings:
+    """The preset's settings with the given fields overridden (``time_window_ms=None``
+    explicitly switches to T equal bins; ``rtd_T=None`` switches deletion off)."""
+    check_choice("DVS data set", name, DVS_PRESETS)
+    check_choice(f"{name} preset", preset, DVS_PRESETS[name])
+    s = DVS_PRESETS[name][preset]
+    changes: dict[str, Any] = {}
+    if T is not None:
+        changes["T"] = check_timesteps("T", T)
+    if size is not None:
+        if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 128:
+            raise ValueError(f"size must be an int in [1, 128] (the sensor is 128x128), got {size!r}.")
+        changes["size"] = size
+    if time_window_ms is not _UNSET:
+        changes["time_window_ms"] = time_window_ms
+    if rtd_T is not _UNSET:
+        changes["rtd_T"] = rtd_T
+    if denoise_us is not _UNSET:
+        changes["denoise_us"] = denoise_us
+    s = replace(s, **changes)
+    if s.rtd_T is not None and (check_timesteps("rtd_T", s.rtd_T) > s.T):
+        raise ValueError(f"rtd_T={s.rtd_T} must be <= T={s.T}.")
+    return s
+
+
+def dvs_folder(name: str, root: str | os.PathLike | None = None) -> Path:
+    """Where a DVS data set is looked for: ``<root>/DVSGesture`` or ``<root>/CIFAR10DVS``
+    (tonic's folder names)."""
+    return data_root(root) / {"dvsgesture": "DVSGesture", "cifar10dvs": "CIFAR10DVS"}[name]
+
+
+# ----------------------------------------------------------------------------- tonic classes
+
+
+def _dvsgesture_class():
+    import tonic.datasets
+
+    class DVSGesture(tonic.datasets.DVSGesture):
+        """tonic's DVSGesture, checking the extracted folder (not the archive) and never
+        downloading. Same class name, so tonic's folder ``<save_to>/DVSGesture`` is kept."""
+
+        def _check_exists(self) -> bool:
+            return any(Path(self.location_on_system, self.folder_name).glob("*/*.npy"))
+
+        def download(self) -> None:
+            raise _missing("dvsgesture", Path(self.location_on_system, self.folder_name),
+                           Path(self.location_on_system).parent)
+
+    return DVSGesture
+
+
+def read_aedat4(path: str) -> np.ndarray:
+    """Read a CIFAR10-DVS ``.aedat4`` file with tonic (needs the ``aedat`` package)."""
+    try:
+        import aedat  # noqa: F401
+    except ImportError as error:
+        raise ImportError(
+            "reading CIFAR10-DVS .aedat4 files needs the `aedat` package: pip install aedat"
+        ) from error
+    from tonic.io import read_aedat4 as tonic_read_aedat4
+
+    return tonic_read_aedat4(path)
+
+
+def _cifar10dvs_class():
+    import tonic.datasets
+
+    class CIFAR10DVS(tonic.datasets.CIFAR10DVS):
+        """tonic's CIFAR10DVS, checking the extracted class folders and never downloading."""
+
+        def _check_exists(self) -> bool:
+            return any(Path(self.location_on_system).glob("*/*.aedat4"))
+
+        def download(self) -> None:
+            raise _missing("cifar10dvs", Path(self.location_on_system),
+                           Path(self.location_on_system).parent)
+
+        def __getitem__(self, index):
+            events = read_aedat4(self.data[index])
+            events.dtype.names = ["t", "x", "y", "p"]
+            return events, self.targets[index]
+
+    return CIFAR10DVS
+
+
+CIFAR10DVS_SPLIT_SEED = 0
+
+
+def cifar10dvs_split(targets, train: bool, *, seed: int = CIFAR10DVS_SPLIT_SEED,
+                     train_fraction: float = 0.9) -> np.ndarray:
+    """Indices of CIFAR10-DVS's train or test split: within each class a seeded random
+    permutation, the first 90 % train and the rest test (9000/1000 on the full set, 900/100 per
+    class). CIFAR10-DVS has no official split; ATSN and OTTT use 9000/1000."""
+    targets = np.asarray(targets)
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for label in np.unique(targets):
+        members = np.flatnonzero(targets == label)
+        members = members[rng.permutation(len(members))]
+        n_train = int(round(train_fraction * len(members)))
+        chosen.append(members[:n_train] if train else members[n_train:])
+    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
+
+
+def dvs_dataset(name: str, *, train: bool, T: int | None = None, root: str | None = None,
+                preset: str = "mlf", **overrides) -> Dataset:
+    """DVS Gesture or CIFAR10-DVS through tonic, as ``(float32 [T, 2, size, size], int)`` items
+    with the preset's preprocessing (see the module docstring). Random temporal deletion, when
+    the settings ask for it, applies to the training split only."""
+    s = dvs_settings(name, T=T, preset=preset, **overrides)
+    folder = dvs_folder(name, root)
+    root_path = data_root(root)
+    if name == "dvsgesture":
+        cls = _dvsgesture_class()
+        split_folder = folder / ("ibmGestureTrain" if train else "ibmGestureTest")
+        if not any(split_folder.glob("*/*.npy")):
+            raise _missing(name, split_folder, root_path)
+        events = cls(str(root_path), train=train)
+        indices = None
+    else:
+        cls = _cifar10dvs_class()
+        if not any(folder.glob("*/*.aedat4")):
+            raise _missing(name, folder, root_path)
+        events = cls(str(root_path))
+        indices = cifar10dvs_split(events.targets, train)
+    to_frames = EventsToFrames(
+        events.sensor_size, s.T, size=s.size,
+        time_window_us=None if s.time_window_ms is None else s.time_window_ms * 1000.0,
+        denoise_us=s.denoise_us)
+    dataset = EventFramesDataset(events, to_frames, rtd_T=s.rtd_T if train else None, indices=indices)
+    dataset.settings = s
+    dataset.classes = list(events.classes)
+    return dataset
+
+
+# ----------------------------------------------------------------------------- verify
+
+
+def _md5(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as infile:
+        for block in iter(lambda: infile.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_dataset(name: str, root: str | None = None, *, checksums: bool = True) -> dict[str, Any]:
+    """Check a real data set in place. Returns ``{"name", "folder", "present", "ok", "files",
+    "problems"}``: CIFAR files are checked against torchvision's published MD5 sums (when
+    ``checksums``); DVS folders are counted (tonic publishes sums only for the archives, which
+    may have been deleted after extraction; 1,342 DVS Gesture recordings in tonic's split,
+    1,000 per class for CIFAR10-DVS)."""
+    check_choice("real data set", name, REAL_DATASETS)
+    problems: list[str] = []
+    if name.startswith("cifar"):
+        num_classes = int(name[5:])
+        folder = cifar_folder(num_classes, root)
+        cls = _offline_cifar_class(num_classes)
+        expected = cls.train_list + cls.test_list + [[cls.meta["filename"], cls.meta["md5"]]]
+        files = 0
+        for filename, md5 in expected:
+            path = folder / filename
+            if not path.is_file():
+                problems.append(f"missing {path}")
+                continue
+            files += 1
+            if checksums and _md5(path) != md5:
+                problems.append(f"MD5 mismatch for {path} (corrupted or not the official file)")
+        present = files > 0
+    else:
+        folder = dvs_folder(name, root)
+        if name == "dvsgesture":
+            counts = {split: len(list((folder / split).glob("*/*.npy")))
+                      for split in ("ibmGestureTrain", "ibmGestureTest")}
+            files = sum(counts.values())
+            for split, n in counts.items():
+                if n == 0:
+                    problems.append(f"no recordings in {folder / split}")
+        else:
+            classes = list(_cifar10dvs_class().classes)
+            counts = {c: len(list((folder / c).glob("*.aedat4"))) for c in classes}
+            files = sum(counts.values())
+            for c, n in counts.items():
+                if n != 1000:
+                    problems.append(f"{folder / c}: {n} recordings (expected 1000)")
+            try:
+                import aedat  # noqa: F401
+            except ImportError:
+                problems.append("the `aedat` package is missing (pip install aedat)")
+        present = files > 0
+    return {"name": name, "folder": str(folder), "present": present,
+            "ok": present and not problems, "files": files, "problems": problems}
