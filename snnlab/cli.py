@@ -17,6 +17,7 @@ __all__ = ["main", "build_parser", "COMMAND_MODULES"]
 # Modules providing `register(subparsers)`; each adds one top-level command.
 COMMAND_MODULES: tuple[str, ...] = (
     "snnlab.bench.cli",
+    "snnlab.data.cli",
 )
 
 
