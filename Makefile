@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 book: $(STAMP)
-	@bash scripts/build-book.sh
+	$(PY) scripts/build_book.py
 
 test: $(STAMP)
 	@bash scripts/ensure-chromium.sh

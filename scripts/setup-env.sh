@@ -30,4 +30,14 @@ fi
 echo "==> installing snnlab and its dependencies into $venv (first time: a few minutes)"
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 "$venv/bin/python" -m pip install --progress-bar off -e ".[test]"
+# JupyterLab: open the book's Jupytext chapters (.md) as notebooks on a double click.
+settings="$venv/share/jupyter/lab/settings"
+mkdir -p "$settings"
+cat > "$settings/overrides.json" <<'JSON'
+{
+  "@jupyterlab/docmanager-extension:plugin": {
+    "defaultViewers": {"markdown": "Jupytext Notebook", "myst": "Jupytext Notebook"}
+  }
+}
+JSON
 echo "==> environment ready: $venv/bin/python, $venv/bin/snnlab"

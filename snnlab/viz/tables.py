@@ -1,0 +1,61 @@
+"""The "paper reports vs measured here" tables every chapter ends with."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+
+__all__ = ["Table"]
+
+
+def _cell(value) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+class Table:
+    """A small table that renders as HTML in notebooks and the site, and as text elsewhere.
+
+    ``rows`` is a list of mappings with the same keys; ``caption`` should state the scale of the
+    measurement (data set, T, epochs, model width) next to the paper's setting.
+    """
+
+    def __init__(self, rows: Sequence[Mapping[str, object]], caption: str = "") -> None:
+        rows = [dict(r) for r in rows]
+        if not rows:
+            raise ValueError("a Table needs at least one row.")
+        columns = list(rows[0])
+        for r in rows:
+            if list(r) != columns:
+                raise ValueError(f"every row must have the columns {columns}, got {list(r)}.")
+        self.rows = rows
+        self.columns = columns
+        self.caption = caption
+
+    def column(self, name: str) -> list:
+        if name not in self.columns:
+            raise KeyError(f"no column {name!r}; columns: {self.columns}.")
+        return [r[name] for r in self.rows]
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(_cell(r[c]))}</td>" for c in self.columns) + "</tr>"
+            for r in self.rows
+        )
+        caption = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
+        return f'<table class="snnlab-table">{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+    def __str__(self) -> str:
+        cells = [[_cell(r[c]) for c in self.columns] for r in self.rows]
+        widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(self.columns)]
+        lines = [" | ".join(c.ljust(w) for c, w in zip(self.columns, widths))]
+        lines.append("-+-".join("-" * w for w in widths))
+        lines += [" | ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+        return (self.caption + "\n" if self.caption else "") + "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return str(self)
