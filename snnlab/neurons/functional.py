@@ -13,8 +13,15 @@ with the charge function ``f``
     LIF, decay_input=True:  H = V + (X - (V - V_reset)) / τ            (SEW ResNet eq. 5)
     LIF, decay_input=False: H = V - (V - V_reset) / τ + X              (OTTT eq. 2, ATSN: λ = 1 - 1/τ)
 
-For soft reset, ``V_reset`` in the leak term is 0. These functions are the reference every
-faster implementation is tested against, and what runs on non-CPU devices.
+For soft reset, ``V_reset`` in the leak term is 0. Two more neurons build on these:
+
+    MLF (Qu et al. 2024, sec. 3.1): K LIF levels with thresholds V_th,k, driven by the same X,
+        each with its own potential, hard reset; output δ = Σ_k S_k          (:func:`mlf_step`)
+    non-spiking integrator: V[t] = λ V[t-1] + X[t], no spike, no reset
+        (ATSN eq. 8 output layer; OTTT's output layer, threshold ∞)           (:func:`integrator_step`)
+
+These functions are the reference every faster implementation (the Numba kernels in
+:mod:`snnlab.neurons.kernels`) is tested against, and what runs on non-CPU devices and in float64.
 """
 
 from __future__ import annotations
@@ -35,6 +42,9 @@ __all__ = [
     "fire_and_reset",
     "neuron_step",
     "simulate",
+    "mlf_level_params",
+    "mlf_step",
+    "integrator_step",
 ]
 
 
@@ -182,3 +192,49 @@ def simulate(
         hs.append(h)
         vs.append(v)
     return NeuronTrace(torch.stack(spikes), torch.stack(hs), torch.stack(vs))
+
+
+def mlf_level_params(
+    thresholds: tuple[float, ...], decay: float = 0.25, v_reset: float = 0.0, detach_reset: bool = False
+) -> tuple[NeuronParams, ...]:
+    """One :class:`NeuronParams` per MLF level (Qu et al. 2024; its code: thresholds 0.6, 1.6, 2.6).
+
+    Level k: u_k ← decay·u_k·(1 - o_k) + x, o_k = Θ(u_k - V_th,k) (the paper's k_τ = 0.25), i.e. a LIF
+    with the OTTT charge (input not decayed), 1/τ = 1 - decay and a hard reset to ``v_reset``.
+    """
+    from snnlab.checks import check_in_range
+
+    if not isinstance(thresholds, (tuple, list)) or len(thresholds) < 1:
+        raise ValueError(f"thresholds must be a non-empty sequence of positive numbers, got {thresholds!r}.")
+    decay = check_in_range("MLF decay", decay, 0.0, 1.0, high_open=True)
+    return tuple(
+        NeuronParams(
+            v_threshold=float(check_positive(f"thresholds[{i}]", th)),
+            v_reset=v_reset,
+            tau=1.0 / (1.0 - decay),
+            decay_input=False,
+            detach_reset=detach_reset,
+        )
+        for i, th in enumerate(thresholds)
+    )
+
+
+def mlf_step(
+    x: torch.Tensor, v: torch.Tensor, levels: tuple[NeuronParams, ...], surrogate: Surrogate
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One MLF timestep: ``x`` ``[...]``, ``v`` ``[K, ...]``. Returns ``(Σ_k S_k, V_next [K, ...])``.
+
+    Each level fires with its own surrogate window σ'(H_k - V_th,k) (Qu et al. 2024, eq. 3).
+    """
+    out = None
+    v_next = []
+    for k, params in enumerate(levels):
+        spike, _, vk = neuron_step(x, v[k], params, surrogate, kind="lif")
+        out = spike if out is None else out + spike
+        v_next.append(vk)
+    return out, torch.stack(v_next)
+
+
+def integrator_step(x: torch.Tensor, v: torch.Tensor, decay: float | torch.Tensor) -> torch.Tensor:
+    """Non-spiking integrator, one step: V = decay·V + X (ATSN eq. 8; OTTT output, threshold ∞)."""
+    return decay * v + x
