@@ -68,6 +68,8 @@ def _prepare(args: argparse.Namespace) -> int:
             print("digits: embedded in scikit-learn, nothing to prepare.")
             continue
         options = {} if args.contrast is None else {"contrast": args.contrast}
+        if args.limit is not None:
+            options["limit"] = args.limit
         config = EmulatedConfig.from_options(seed=args.seed, **options)
         start = time.perf_counter()
         path = prepare_emulated_digits(config, args.root, progress=not args.quiet, force=args.force)
@@ -120,6 +122,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="regenerate even if cached")
     p.add_argument("--seed", type=int, default=0, help="noise seed of the recordings (default 0)")
     p.add_argument("--contrast", type=float, default=None, help="DVS contrast threshold C (default 0.2)")
+    p.add_argument("--limit", type=int, default=None,
+                   help="only the first N digits (a quick look; a separate cache file)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_prepare)
 

@@ -216,12 +216,26 @@ def dvs_folder(name: str, root: str | os.PathLike | None = None) -> Path:
 # ----------------------------------------------------------------------------- tonic classes
 
 
+def _sort_by_path(dataset, fields: tuple[str, ...]) -> None:
+    """Order a tonic data set's recordings by file path. tonic lists them in ``os.walk`` order,
+    which depends on the file system; sorting makes indices, and so the seeded CIFAR10-DVS split,
+    the same on every machine."""
+    order = sorted(range(len(dataset.data)), key=lambda i: dataset.data[i])
+    for name in fields:
+        values = getattr(dataset, name)
+        setattr(dataset, name, [values[i] for i in order])
+
+
 def _dvsgesture_class():
     import tonic.datasets
 
     class DVSGesture(tonic.datasets.DVSGesture):
         """tonic's DVSGesture, checking the extracted folder (not the archive) and never
         downloading. Same class name, so tonic's folder ``<save_to>/DVSGesture`` is kept."""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            _sort_by_path(self, ("data", "targets", "users", "lighting"))
 
         def _check_exists(self) -> bool:
             return any(Path(self.location_on_system, self.folder_name).glob("*/*.npy"))
@@ -251,6 +265,10 @@ def _cifar10dvs_class():
 
     class CIFAR10DVS(tonic.datasets.CIFAR10DVS):
         """tonic's CIFAR10DVS, checking the extracted class folders and never downloading."""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            _sort_by_path(self, ("data", "targets"))
 
         def _check_exists(self) -> bool:
             return any(Path(self.location_on_system).glob("*/*.aedat4"))
