@@ -22,7 +22,8 @@ from typing import Iterable
 
 import torch
 
-__all__ = ["MemoryReport", "MemoryMeter", "saved_tensor_bytes", "process_rss_bytes", "peak_rss_bytes"]
+__all__ = ["MemoryReport", "MemoryMeter", "saved_tensor_bytes", "process_rss_bytes", "peak_rss_bytes",
+           "reset_peak_rss"]
 
 
 @dataclass
@@ -76,7 +77,8 @@ def peak_rss_bytes() -> int:
     return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
-def _reset_peak_rss() -> bool:
+def reset_peak_rss() -> bool:
+    """Reset the process's peak RSS (Linux ``/proc/self/clear_refs``); False where not allowed."""
     try:
         with open("/proc/self/clear_refs", "w") as fh:
             fh.write("5")
@@ -159,7 +161,7 @@ class MemoryMeter:
         if torch.cuda.is_available() and (self._device is None or torch.device(self._device).type == "cuda"):
             self._cuda = torch.device(self._device) if self._device is not None else torch.device("cuda")
             torch.cuda.reset_peak_memory_stats(self._cuda)
-        self._rss_reset = _reset_peak_rss() if self._track_rss else False
+        self._rss_reset = reset_peak_rss() if self._track_rss else False
         self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, self._unpack)
         self._hooks.__enter__()
         return self

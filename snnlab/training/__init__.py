@@ -30,3 +30,7 @@ __all__ = [
     "detach_traces",
     "traced_layers",
 ]
+
+from snnlab.training.loop import TrainConfig, TrainResult, evaluate, train  # noqa: E402
+
+__all__ += ["TrainConfig", "TrainResult", "evaluate", "train"]

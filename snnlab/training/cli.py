@@ -1,0 +1,129 @@
+"""``snnlab train``: the training loop from the command line (the same :func:`train` the chapters call).
+
+Examples::
+
+    snnlab train --model spiking_cnn --dataset digits --method sltt --T 4 --epochs 10 --out-dir runs/sltt
+    snnlab train ... --out-dir runs/sltt --resume          # continue after an interruption
+    torchrun --nproc_per_node=2 -m snnlab train ...        # DDP (gloo on CPU, NCCL on GPUs)
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import sys
+from typing import Any
+
+__all__ = ["register", "parse_options", "config_from_args"]
+
+
+def parse_options(pairs: list[str] | None, what: str) -> dict[str, Any]:
+    """``["channels=(32, 64)", "bn=False", "surrogate=arctan"]`` -> a dict (Python literals, else strings)."""
+    options: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--{what}-option expects KEY=VALUE, got {pair!r}.")
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            value = raw
+        options[key.strip().replace("-", "_")] = value
+    return options
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
+    from snnlab.data import DATASETS
+    from snnlab.models import MODELS
+    from snnlab.training.losses import LOSSES
+    from snnlab.training.loop import OPTIMIZERS, SCHEDULES, TrainConfig
+    from snnlab.training.methods import METHODS
+
+    d = TrainConfig()
+    g = p.add_argument_group("what to train")
+    g.add_argument("--model", default=d.model, choices=sorted(MODELS), help="model from snnlab.models")
+    g.add_argument("--dataset", default=d.dataset, choices=list(DATASETS), help="data set from snnlab.data")
+    g.add_argument("--method", default=d.method, choices=list(METHODS),
+                   help="bptt | sltt | sltt_k (see --sltt-k) | ottt_a | ottt_o")
+    g.add_argument("--loss", default=d.loss, choices=list(LOSSES), help="sdt (BPTT only) | tet | ottt | imp")
+    g.add_argument("--T", "-T", type=int, default=d.T, help="timesteps (event data: frames)")
+    g.add_argument("--sltt-k", type=int, default=None, help="K backward steps per batch for sltt_k")
+    g.add_argument("--trace-decay", type=float, default=None,
+                   help="OTTT trace decay λ (default: from the neurons, 1 - 1/τ)")
+    g.add_argument("--model-option", action="append", metavar="KEY=VALUE",
+                   help="model option, e.g. channels='(32,64)' or neuron=if (repeatable)")
+    g.add_argument("--data-option", action="append", metavar="KEY=VALUE",
+                   help="data set option, e.g. size=16 or preset=sew (repeatable)")
+    g.add_argument("--loss-option", action="append", metavar="KEY=VALUE",
+                   help="loss option, e.g. lam=0.05 (tet) or beta=0.001 (ottt) (repeatable)")
+    g.add_argument("--data-root", default=None, help="data root (default $SNNLAB_DATA or ~/.cache/snnlab)")
+    o = p.add_argument_group("optimisation")
+    o.add_argument("--epochs", type=int, default=d.epochs)
+    o.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch (split over processes)")
+    o.add_argument("--optimizer", default=d.optimizer, choices=OPTIMIZERS)
+    o.add_argument("--lr", type=float, default=d.lr)
+    o.add_argument("--momentum", type=float, default=d.momentum, help="SGD momentum")
+    o.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    o.add_argument("--schedule", default=d.schedule, choices=SCHEDULES, help="learning-rate schedule")
+    o.add_argument("--seed", type=int, default=d.seed)
+    r = p.add_argument_group("run")
+    r.add_argument("--out-dir", default=None, help="checkpoint.pt, metrics.csv, metrics.json go here")
+    r.add_argument("--resume", action="store_true", help="continue from OUT_DIR/checkpoint.pt")
+    r.add_argument("--device", default=d.device, help="auto | cpu | cuda | cuda:N")
+    r.add_argument("--num-workers", type=int, default=d.num_workers, help="DataLoader worker processes")
+    r.add_argument("--max-batches", type=int, default=None, help="batches per epoch (quick runs)")
+    r.add_argument("--no-eval", action="store_true", help="skip the test set after each epoch")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across GPUs under torchrun")
+
+
+def config_from_args(args: argparse.Namespace):
+    """The :class:`~snnlab.training.loop.TrainConfig` the flags describe."""
+    from snnlab.training.loop import TrainConfig
+
+    method_options: dict[str, Any] = {}
+    if args.sltt_k is not None:
+        if args.method != "sltt_k":
+            raise ValueError("--sltt-k applies to --method sltt_k only.")
+        method_options["k"] = args.sltt_k
+    if args.trace_decay is not None:
+        if not args.method.startswith("ottt"):
+            raise ValueError("--trace-decay applies to --method ottt_a / ottt_o only.")
+        method_options["decay"] = args.trace_decay
+    return TrainConfig(
+        model=args.model, dataset=args.dataset, method=args.method, loss=args.loss, T=args.T,
+        epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
+        momentum=args.momentum, weight_decay=args.weight_decay, schedule=args.schedule, seed=args.seed,
+        out_dir=args.out_dir, resume=args.resume, num_workers=args.num_workers, device=args.device,
+        max_batches=args.max_batches, evaluate=not args.no_eval, progress=not args.no_progress,
+        sync_bn=args.sync_bn, data_root=args.data_root,
+        model_options=parse_options(args.model_option, "model"),
+        data_options=parse_options(args.data_option, "data"),
+        loss_options=parse_options(args.loss_option, "loss"),
+        method_options=method_options,
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    from snnlab.training.loop import train
+
+    config = config_from_args(args)
+    try:
+        result = train(config)
+    except KeyboardInterrupt:
+        print("snnlab train: stopped.", file=sys.stderr)
+        return 130
+    if result.history and int(os.environ.get("RANK", "0")) == 0:  # the last epoch's metrics
+        print(json.dumps(result.history[-1], indent=2))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train", help="train a spiking network (BPTT, SLTT, OTTT); resumable, DDP under torchrun",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_arguments(parser)
+    parser.set_defaults(func=_run)

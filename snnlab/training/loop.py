@@ -1,0 +1,462 @@
+"""The training loop: what ``snnlab train`` runs and what the chapters call.
+
+``train(TrainConfig(...))`` (or ``train(model="spiking_cnn", dataset="digits", method="sltt", ...)``)
+builds the data, model, loss, method, optimiser (SGD or Adam, weight decay) and cosine schedule,
+then trains for ``epochs`` with a tqdm bar showing loss, accuracy and the bytes held for
+backward; after every epoch it evaluates, appends a row to the history, writes
+``metrics.csv`` / ``metrics.json`` and a checkpoint (atomically) into ``out_dir``.
+
+Resuming: ``resume=True`` continues from ``out_dir/checkpoint.pt``. The checkpoint holds the
+model, optimiser, schedule, every RNG state, the epoch and (after an interruption) the batch
+reached and the running sums, and the sampler's order depends only on ``(seed, epoch)``. On CPU
+with ``num_workers=0`` an interrupted-and-resumed run ends with exactly the weights of an
+uninterrupted one (tested bit for bit); at epoch boundaries this holds with workers too, since
+each epoch reseeds every generator from ``(seed, epoch, rank)``.
+
+Ctrl-C (SIGINT) or SIGTERM: the current batch finishes, a checkpoint is written, and
+``KeyboardInterrupt`` is raised; nothing trained is lost. A second Ctrl-C stops at once.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from snnlab.analysis.memory import MemoryMeter, peak_rss_bytes, reset_peak_rss
+from snnlab.checks import check_choice, check_non_negative, check_positive, check_timesteps
+from snnlab.training.checkpoint import (
+    atomic_write_text,
+    capture_rng_state,
+    derive_seed,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+    seed_everything,
+)
+from snnlab.training.ddp import (
+    DistContext,
+    EpochShardSampler,
+    all_gather_objects,
+    all_reduce_sums,
+    any_rank,
+    setup_distributed,
+    teardown_distributed,
+    wrap_ddp,
+)
+from snnlab.training.inputs import time_major
+from snnlab.training.losses import LOSSES, build_loss
+from snnlab.training.methods import METHODS, build_method, unwrap
+from snnlab.training.state import reset_model
+
+__all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "OPTIMIZERS", "SCHEDULES", "CHECKPOINT_NAME"]
+
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("cosine", "none")
+CHECKPOINT_NAME = "checkpoint.pt"
+METRICS_CSV = "metrics.csv"
+METRICS_JSON = "metrics.json"
+
+# Settings a resumed run must share with the checkpoint (``epochs`` may grow, ``out_dir`` etc. may change).
+_MUST_MATCH = ("model", "dataset", "method", "loss", "T", "batch_size", "optimizer", "lr", "momentum",
+               "weight_decay", "schedule", "seed", "model_options", "data_options", "loss_options",
+               "method_options", "max_batches")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on (the CLI flags map one to one)."""
+
+    model: str = "spiking_cnn"
+    dataset: str = "digits"
+    method: str = "bptt"
+    loss: str = "tet"
+    T: int = 4
+    epochs: int = 10
+    batch_size: int = 64
+    """Global batch: with N processes each takes batch_size / N."""
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "cosine"
+    """``cosine``: CosineAnnealingLR over ``epochs``, stepped per epoch; ``none``: constant."""
+    seed: int = 0
+    out_dir: str | None = None
+    """Where checkpoint.pt, metrics.csv and metrics.json go (None: nothing is written)."""
+    resume: bool = False
+    num_workers: int = 0
+    device: str = "auto"
+    max_batches: int | None = None
+    """Stop each epoch after this many batches (quick runs); None: the whole data set."""
+    evaluate: bool = True
+    progress: bool = True
+    sync_bn: bool = False
+    data_root: str | None = None
+    model_options: dict[str, Any] = field(default_factory=dict)
+    data_options: dict[str, Any] = field(default_factory=dict)
+    loss_options: dict[str, Any] = field(default_factory=dict)
+    method_options: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self, *, custom_model: bool = False) -> "TrainConfig":
+        """Raise a clear error for any bad setting (names list the valid choices)."""
+        from snnlab.models import MODELS
+
+        check_choice("method", self.method, METHODS)
+        check_choice("loss", self.loss, LOSSES)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        if not custom_model and self.model not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}; valid names: {', '.join(sorted(MODELS))}.")
+        check_timesteps("T", self.T)
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}.")
+        if self.max_batches is not None and (not isinstance(self.max_batches, int) or self.max_batches < 1):
+            raise ValueError(f"max_batches must be None or an int >= 1, got {self.max_batches!r}.")
+        if not isinstance(self.num_workers, int) or self.num_workers < 0:
+            raise ValueError(f"num_workers must be an int >= 0, got {self.num_workers!r}.")
+        check_positive("lr", self.lr)
+        check_non_negative("weight_decay", self.weight_decay)
+        check_non_negative("momentum", self.momentum)
+        if self.resume and self.out_dir is None:
+            raise ValueError("resume=True needs out_dir (where the checkpoint is).")
+        return self
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns."""
+
+    history: list[dict[str, Any]]
+    """One row per epoch: epoch, train/test loss and accuracy, lr, seconds, memory."""
+    model: nn.Module
+    config: TrainConfig
+    checkpoint: Path | None = None
+
+
+class _StopRequest:
+    """SIGINT/SIGTERM: finish the batch, checkpoint, stop. A second SIGINT interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def _handler(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> "_StopRequest":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    self._previous[sig] = signal.signal(sig, self._handler)
+                except (ValueError, OSError):  # pragma: no cover - exotic hosts
+                    pass
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _resolve_data(cfg: TrainConfig, train_set, test_set):
+    """Data sets, input kind ('static'/'events'), per-step input shape and number of classes."""
+    info = None
+    if train_set is None:
+        from snnlab.data import dataset_info, load_dataset
+
+        info = dataset_info(cfg.dataset, T=cfg.T, **cfg.data_options)
+        T_data = cfg.T if info["kind"] == "events" else None
+        train_set = load_dataset(cfg.dataset, train=True, T=T_data, root=cfg.data_root, **cfg.data_options)
+        if test_set is None and cfg.evaluate:
+            test_set = load_dataset(cfg.dataset, train=False, T=T_data, root=cfg.data_root, **cfg.data_options)
+    x0, _ = train_set[0]
+    if info is not None:
+        kind, num_classes = info["kind"], info["num_classes"]
+    else:
+        kind = "events" if x0.dim() == 4 else "static"
+        num_classes = cfg.model_options.get("num_classes")
+    per_step = tuple(x0.shape[1:]) if kind == "events" else tuple(x0.shape)
+    return train_set, test_set, kind, per_step, num_classes
+
+
+def _build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _loader(dataset: Dataset, sampler, batch_size: int, cfg: TrainConfig, ctx: DistContext, gen_seed: int):
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=cfg.num_workers,
+                      pin_memory=ctx.device.type == "cuda", drop_last=False,
+                      generator=torch.Generator().manual_seed(gen_seed),
+                      persistent_workers=False)
+
+
+def evaluate(
+    model: nn.Module,
+    dataset: Dataset,
+    *,
+    T: int,
+    kind: str = "static",
+    loss_fn=None,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+    max_batches: int | None = None,
+    ctx: DistContext | None = None,
+) -> dict[str, float]:
+    """Loss and accuracy of ``model`` on ``dataset`` (eval mode, no gradient, full sequences).
+
+    Prediction follows the loss (``loss_fn.predict``; default: argmax of the mean output).
+    Under DDP every rank evaluates its shard and the sums are all-reduced.
+    """
+    ctx = ctx or DistContext(device=torch.device(device))
+    loss_fn = loss_fn or build_loss("tet")
+    core = unwrap(model)
+    was_training = core.training
+    core.eval()
+    sampler = EpochShardSampler(len(dataset), rank=ctx.rank, world_size=ctx.world_size, shuffle=False, pad=False)
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler)
+    total_loss = correct = count = 0.0
+    try:
+        with torch.no_grad():
+            for i, (x, y) in enumerate(loader):
+                if max_batches is not None and i >= max_batches:
+                    break
+                x, y = x.to(ctx.device), y.to(ctx.device)
+                reset_model(core)
+                out = core(time_major(x, T, kind))
+                total_loss += float(loss_fn(out, y)) * len(y)
+                correct += float((loss_fn.predict(out) == y).sum())
+                count += len(y)
+    finally:
+        core.train(was_training)
+        reset_model(core)
+    total_loss, correct, count = all_reduce_sums([total_loss, correct, count], ctx)
+    return {"loss": total_loss / max(count, 1), "accuracy": correct / max(count, 1), "samples": int(count)}
+
+
+def _write_metrics(out_dir: Path, history: list[dict[str, Any]]) -> None:
+    atomic_write_text(out_dir / METRICS_JSON, json.dumps(history, indent=2) + "\n")
+    if history:
+        buf = io.StringIO()
+        keys = list(history[0].keys())
+        writer = csv.DictWriter(buf, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(history)
+        atomic_write_text(out_dir / METRICS_CSV, buf.getvalue())
+
+
+def _check_resume(cfg: TrainConfig, saved: dict[str, Any]) -> None:
+    diffs = [f"{k}: checkpoint {saved.get(k)!r} vs now {getattr(cfg, k)!r}"
+             for k in _MUST_MATCH if saved.get(k) != getattr(cfg, k)]
+    if diffs:
+        raise ValueError("cannot resume: the checkpoint was trained with other settings (" + "; ".join(diffs)
+                         + "). Use the same settings, or a new out_dir.")
+
+
+def train(
+    config: TrainConfig | None = None,
+    *,
+    model: nn.Module | None = None,
+    train_set: Dataset | None = None,
+    test_set: Dataset | None = None,
+    callbacks: list[Callable[[dict[str, Any]], None]] = (),
+    **overrides,
+) -> TrainResult:
+    """Train a spiking network; return the per-epoch history and the trained model.
+
+    ``config`` fields can be given as keyword arguments (``train(method="sltt", T=4)``). ``model``
+    is a registry name or an ``nn.Module`` built in a notebook; data sets can be passed directly
+    (``train_set=``, ``test_set=``); otherwise they come from the registries (``snnlab.models``, ``snnlab.data``).
+    ``callbacks`` are called after every batch with a dict (epoch, batch, loss, accuracy, ...).
+    Under torchrun this runs DDP (see :mod:`snnlab.training.ddp`).
+    """
+    if isinstance(model, str):  # train(model="spiking_cnn"): a registry name, not a module
+        overrides["model"], model = model, None
+    if model is not None and not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a registry name or an nn.Module, got {type(model).__name__}.")
+    unknown = set(overrides) - {f.name for f in dataclasses.fields(TrainConfig)}
+    if unknown:
+        valid = ", ".join(f.name for f in dataclasses.fields(TrainConfig))
+        raise TypeError(f"unknown training setting(s) {sorted(unknown)}; valid: {valid}.")
+    cfg = dataclasses.replace(config or TrainConfig(), **overrides)
+    cfg.validate(custom_model=model is not None)
+    ctx = setup_distributed(cfg.device)
+    try:
+        return _train(cfg, ctx, model, train_set, test_set, list(callbacks))
+    finally:
+        teardown_distributed(ctx)
+
+
+def _train(cfg, ctx, model, train_set, test_set, callbacks) -> TrainResult:
+    if cfg.batch_size % ctx.world_size:
+        raise ValueError(f"batch_size {cfg.batch_size} (global) must be divisible by the {ctx.world_size} processes.")
+    local_batch = cfg.batch_size // ctx.world_size
+    out_dir = Path(cfg.out_dir) if cfg.out_dir is not None else None
+    ckpt_path = out_dir / CHECKPOINT_NAME if out_dir is not None else None
+
+    seed_everything(cfg.seed)
+    train_set, test_set, kind, per_step, num_classes = _resolve_data(cfg, train_set, test_set)
+    if model is None:
+        from snnlab.models import build_model
+
+        if num_classes is None:
+            raise ValueError("with a custom data set, pass model_options={'num_classes': C} or a model.")
+        opts = {k: v for k, v in cfg.model_options.items() if k != "num_classes"}
+        model = build_model(cfg.model, num_classes=num_classes, input_shape=per_step, T=cfg.T, **opts)
+    model = model.to(ctx.device)
+    loss_fn = build_loss(cfg.loss, **cfg.loss_options)
+    method = build_method(cfg.method, **cfg.method_options)
+    method.check_loss(loss_fn)
+    optimizer = _build_optimizer(cfg, model)
+    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
+                 if cfg.schedule == "cosine" else None)
+
+    history: list[dict[str, Any]] = []
+    start_epoch, start_batch, partial = 0, 0, None
+    resumed_rng = None
+    if cfg.resume and ckpt_path is not None and ckpt_path.is_file():
+        state = load_checkpoint(ckpt_path, map_location=ctx.device)
+        _check_resume(cfg, state["config"])
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
+            scheduler.T_max = cfg.epochs  # more epochs than planned: the cosine stretches
+        history = state["history"]
+        start_epoch, start_batch, partial = state["epoch"], state["batch"], state.get("partial")
+        rngs = state["rng"]
+        if start_batch and len(rngs) != ctx.world_size:
+            raise ValueError(f"the checkpoint was interrupted mid-epoch with {len(rngs)} processes; resume "
+                             f"with the same number (now {ctx.world_size}).")
+        resumed_rng = rngs[ctx.rank] if ctx.rank < len(rngs) else None
+    elif cfg.resume and ctx.is_main:
+        print(f"snnlab train: no checkpoint in {out_dir}; starting from scratch.")
+
+    model = wrap_ddp(model, ctx, sync_bn=cfg.sync_bn)
+    core = unwrap(model)
+    if start_epoch >= cfg.epochs:
+        return TrainResult(history, core, cfg, ckpt_path)
+
+    def save(epoch: int, batch: int, partial_sums) -> None:
+        rngs = all_gather_objects(capture_rng_state(), ctx)
+        if not ctx.is_main or ckpt_path is None:
+            return
+        save_checkpoint(ckpt_path, {
+            "format": 1, "config": dataclasses.asdict(cfg), "epoch": epoch, "batch": batch,
+            "partial": partial_sums, "model": core.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "rng": rngs, "history": history, "world_size": ctx.world_size,
+        })
+
+    from tqdm.auto import tqdm
+
+    exclude = list(core.parameters())
+    with _StopRequest() as stop:
+        for epoch in range(start_epoch, cfg.epochs):
+            first = epoch == start_epoch and start_batch > 0
+            skip = start_batch if first else 0
+            if first and resumed_rng is not None:
+                restore_rng_state(resumed_rng)
+            else:
+                seed_everything(derive_seed(cfg.seed, epoch, ctx.rank))
+            sampler = EpochShardSampler(len(train_set), seed=cfg.seed, epoch=epoch, rank=ctx.rank,
+                                        world_size=ctx.world_size, start=skip * local_batch)
+            loader = _loader(train_set, sampler, local_batch, cfg, ctx, derive_seed(cfg.seed, epoch, ctx.rank, 1))
+            n_batches = math.ceil((len(sampler) + skip * local_batch) / local_batch)
+            if cfg.max_batches is not None:
+                n_batches = min(n_batches, cfg.max_batches)
+            sums = dict(partial) if first and partial else {"loss": 0.0, "correct": 0.0, "count": 0.0,
+                                                           "seconds": 0.0, "saved_bytes_peak": 0}
+            reset_peak_rss()
+            core.train()
+            lr = optimizer.param_groups[0]["lr"]
+            bar = tqdm(total=n_batches, initial=skip, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                       disable=not (cfg.progress and ctx.is_main), leave=True, dynamic_ncols=True)
+            batch = skip
+            try:
+                for x, y in loader:
+                    if batch >= n_batches:
+                        break
+                    t0 = time.perf_counter()
+                    x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
+                    inputs = time_major(x, cfg.T, kind)
+                    with MemoryMeter(exclude=[*exclude, inputs], device=ctx.device, track_rss=False) as meter:
+                        result = method.train_step(model, inputs, y, loss_fn, optimizer)
+                    saved = meter.report().saved_bytes_peak
+                    correct = float((loss_fn.predict(result.outputs) == y).sum())
+                    sums["loss"] += result.loss * len(y)
+                    sums["correct"] += correct
+                    sums["count"] += len(y)
+                    sums["seconds"] += time.perf_counter() - t0
+                    sums["saved_bytes_peak"] = max(sums["saved_bytes_peak"], saved)
+                    batch += 1
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{sums['loss'] / sums['count']:.4f}",
+                                    acc=f"{sums['correct'] / sums['count']:.3f}",
+                                    mem=f"{sums['saved_bytes_peak'] / 2**20:.1f}MB", refresh=False)
+                    for cb in callbacks:
+                        cb({"epoch": epoch, "batch": batch - 1, "loss": result.loss,
+                            "accuracy": correct / len(y), "saved_bytes": saved, "lr": lr})
+                    if any_rank(stop.requested, ctx) and batch < n_batches:
+                        save(epoch, batch, sums)
+                        if ctx.is_main:
+                            bar.write(f"snnlab train: interrupted at epoch {epoch + 1}, batch {batch}; "
+                                      + (f"checkpoint saved to {ckpt_path}; continue with --resume."
+                                         if ckpt_path else "no out_dir, nothing saved."))
+                        raise KeyboardInterrupt
+            finally:
+                bar.close()
+            loss_sum, correct_sum, count = all_reduce_sums([sums["loss"], sums["correct"], sums["count"]], ctx)
+            row: dict[str, Any] = {
+                "epoch": epoch + 1,
+                "train_loss": loss_sum / max(count, 1),
+                "train_accuracy": correct_sum / max(count, 1),
+                "test_loss": None,
+                "test_accuracy": None,
+                "lr": lr,
+                "seconds": sums["seconds"],
+                "saved_bytes_peak": int(sums["saved_bytes_peak"]),
+                "rss_peak_bytes": peak_rss_bytes(),
+                "cuda_peak_bytes": (int(torch.cuda.max_memory_allocated(ctx.device))
+                                    if ctx.device.type == "cuda" else None),
+                "method": cfg.method,
+                "T": cfg.T,
+            }
+            if cfg.evaluate and test_set is not None:
+                ev = evaluate(core, test_set, T=cfg.T, kind=kind, loss_fn=loss_fn, batch_size=max(local_batch, 1),
+                              ctx=ctx, max_batches=cfg.max_batches)
+                row["test_loss"], row["test_accuracy"] = ev["loss"], ev["accuracy"]
+            if scheduler is not None:
+                scheduler.step()
+            history.append(row)
+            if ctx.is_main and out_dir is not None:
+                _write_metrics(out_dir, history)
+            save(epoch + 1, 0, None)
+            if ctx.is_main and cfg.progress:
+                test = "" if row["test_accuracy"] is None else f", test acc {row['test_accuracy']:.3f}"
+                print(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f}, "
+                      f"train acc {row['train_accuracy']:.3f}{test}")
+            if any_rank(stop.requested, ctx):
+                if ctx.is_main:
+                    print("snnlab train: interrupted at the end of an epoch; checkpoint saved"
+                          + (f" to {ckpt_path}" if ckpt_path else " nowhere (no out_dir)") + ".")
+                raise KeyboardInterrupt
+    return TrainResult(history, core, cfg, ckpt_path)
