@@ -164,10 +164,10 @@ def test_emulated_set_is_cached_and_deterministic(tmp_path, monkeypatch):
 def test_interrupted_write_leaves_no_cache_file(tmp_path, monkeypatch):
     config = emulated.EmulatedConfig.from_options(limit=3)
 
-    def broken_savez(*args, **kwargs):
+    def broken_write(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(np, "savez_compressed", broken_savez)
+    monkeypatch.setattr(np.lib.format, "write_array", broken_write)
     with pytest.raises(KeyboardInterrupt):
         emulated.prepare_emulated_digits(config, str(tmp_path), progress=False)
     assert not any((tmp_path / "emulated").iterdir())
