@@ -74,6 +74,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     r.add_argument("--device", default=d.device, help="auto | cpu | cuda | cuda:N")
     r.add_argument("--num-workers", type=int, default=d.num_workers, help="DataLoader worker processes")
     r.add_argument("--max-batches", type=int, default=None, help="batches per epoch (quick runs)")
+    r.add_argument("--stop-after", type=int, default=None, metavar="EPOCHS",
+                   help="end after this many of the planned epochs (continue later with --resume)")
     r.add_argument("--no-eval", action="store_true", help="skip the test set after each epoch")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across GPUs under torchrun")
@@ -97,7 +99,7 @@ def config_from_args(args: argparse.Namespace):
         epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
         momentum=args.momentum, weight_decay=args.weight_decay, schedule=args.schedule, seed=args.seed,
         out_dir=args.out_dir, resume=args.resume, num_workers=args.num_workers, device=args.device,
-        max_batches=args.max_batches, evaluate=not args.no_eval, progress=not args.no_progress,
+        max_batches=args.max_batches, stop_after=args.stop_after, evaluate=not args.no_eval, progress=not args.no_progress,
         sync_bn=args.sync_bn, data_root=args.data_root,
         model_options=parse_options(args.model_option, "model"),
         data_options=parse_options(args.data_option, "data"),

@@ -92,7 +92,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 0.0
     schedule: str = "cosine"
-    """``cosine``: CosineAnnealingLR over ``epochs``, stepped per epoch; ``none``: constant."""
+    """``cosine``: lr·(1 + cos(π·epoch/epochs))/2, set per epoch; ``none``: constant."""
     seed: int = 0
     out_dir: str | None = None
     """Where checkpoint.pt, metrics.csv and metrics.json go (None: nothing is written)."""
@@ -101,6 +101,9 @@ class TrainConfig:
     device: str = "auto"
     max_batches: int | None = None
     """Stop each epoch after this many batches (quick runs); None: the whole data set."""
+    stop_after: int | None = None
+    """End this run after this many epochs of the ``epochs`` planned (the schedule still spans
+    ``epochs``); resume later with ``resume=True``. None: run to ``epochs``."""
     evaluate: bool = True
     progress: bool = True
     sync_bn: bool = False
@@ -125,8 +128,10 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}.")
-        if self.max_batches is not None and (not isinstance(self.max_batches, int) or self.max_batches < 1):
-            raise ValueError(f"max_batches must be None or an int >= 1, got {self.max_batches!r}.")
+        for name in ("max_batches", "stop_after"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be None or an int >= 1, got {value!r}.")
         if not isinstance(self.num_workers, int) or self.num_workers < 0:
             raise ValueError(f"num_workers must be an int >= 0, got {self.num_workers!r}.")
         check_positive("lr", self.lr)
@@ -200,6 +205,15 @@ def _build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimize
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _build_schedule(cfg: TrainConfig, optimizer: torch.optim.Optimizer):
+    """Cosine annealing to 0 over ``cfg.epochs``, in closed form (so a resume may extend ``epochs``)."""
+    if cfg.schedule == "none":
+        return None
+    epochs = cfg.epochs
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda e: 0.5 * (1.0 + math.cos(math.pi * min(e, epochs) / epochs)))
 
 
 def _loader(dataset: Dataset, sampler, batch_size: int, cfg: TrainConfig, ctx: DistContext, gen_seed: int):
@@ -326,8 +340,7 @@ def _train(cfg, ctx, model, train_set, test_set, callbacks) -> TrainResult:
     method = build_method(cfg.method, **cfg.method_options)
     method.check_loss(loss_fn)
     optimizer = _build_optimizer(cfg, model)
-    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
-                 if cfg.schedule == "cosine" else None)
+    scheduler = _build_schedule(cfg, optimizer)
 
     history: list[dict[str, Any]] = []
     start_epoch, start_batch, partial = 0, 0, None
@@ -339,7 +352,9 @@ def _train(cfg, ctx, model, train_set, test_set, callbacks) -> TrainResult:
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None:
             scheduler.load_state_dict(state["scheduler"])
-            scheduler.T_max = cfg.epochs  # more epochs than planned: the cosine stretches
+            # closed form: with more epochs than first planned, the cosine stretches from here on
+            for group, base, lam in zip(optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
+                group["lr"] = base * lam(scheduler.last_epoch)
         history = state["history"]
         start_epoch, start_batch, partial = state["epoch"], state["batch"], state.get("partial")
         rngs = state["rng"]
@@ -352,7 +367,8 @@ def _train(cfg, ctx, model, train_set, test_set, callbacks) -> TrainResult:
 
     model = wrap_ddp(model, ctx, sync_bn=cfg.sync_bn)
     core = unwrap(model)
-    if start_epoch >= cfg.epochs:
+    end_epoch = cfg.epochs if cfg.stop_after is None else min(cfg.epochs, cfg.stop_after)
+    if start_epoch >= end_epoch:
         return TrainResult(history, core, cfg, ckpt_path)
 
     def save(epoch: int, batch: int, partial_sums) -> None:
@@ -370,7 +386,7 @@ def _train(cfg, ctx, model, train_set, test_set, callbacks) -> TrainResult:
 
     exclude = list(core.parameters())
     with _StopRequest() as stop:
-        for epoch in range(start_epoch, cfg.epochs):
+        for epoch in range(start_epoch, end_epoch):
             first = epoch == start_epoch and start_batch > 0
             skip = start_batch if first else 0
             if first and resumed_rng is not None:
