@@ -22,8 +22,10 @@ into each step is detached, in both backends.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import torch
 
@@ -67,6 +69,24 @@ def _raise_nonfinite(bad: int, what: str) -> None:
         f"rejects them rather than letting them spread through the membrane state; check the data or "
         f"the layer that produced them."
     )
+
+
+PARALLEL_MIN_WORK = 1 << 16
+"""Below this many neuron-steps a kernel runs on one thread: starting the thread team costs more
+than the work (microseconds on an idle machine, milliseconds when the cores are oversubscribed)."""
+
+
+@contextmanager
+def _threads_for(work: int):
+    if work >= PARALLEL_MIN_WORK:
+        yield
+        return
+    previous = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -114,10 +134,11 @@ class _SpikingFunction(torch.autograd.Function):
         spikes = torch.empty_like(x)
         h = torch.empty_like(x) if store else x.new_empty((0, 0))
         v_last = torch.empty_like(v0)
-        bad = K.spiking_forward(
-            _np(x), _np(v0), prm, cfg.charge, not cfg.params.soft_reset,
-            _np(spikes), _np(h), _np(v_last), store,
-        )
+        with _threads_for(x.numel()):
+            bad = K.spiking_forward(
+                _np(x), _np(v0), prm, cfg.charge, not cfg.params.soft_reset,
+                _np(spikes), _np(h), _np(v_last), store,
+            )
         if bad:
             _raise_nonfinite(bad, "neuron input")
         plif = isinstance(k, torch.Tensor) and ctx.needs_input_grad[2]
@@ -135,11 +156,12 @@ class _SpikingFunction(torch.autograd.Function):
         gvl = _contig(g_v_last, h[0])
         gx = torch.empty_like(h)
         gv0 = torch.empty_like(gvl)
-        dk = K.spiking_backward(
-            _np(gs), _np(gvl), _np(h), _np(v0) if v0 is not None else _np(gvl), ctx.prm,
-            cfg.charge, not cfg.params.soft_reset, cfg.params.detach_reset, cfg.cut,
-            _np(gx), _np(gv0), ctx.plif,
-        )
+        with _threads_for(h.numel()):
+            dk = K.spiking_backward(
+                _np(gs), _np(gvl), _np(h), _np(v0) if v0 is not None else _np(gvl), ctx.prm,
+                cfg.charge, not cfg.params.soft_reset, cfg.params.detach_reset, cfg.cut,
+                _np(gx), _np(gv0), ctx.plif,
+            )
         g_k = torch.tensor(dk, dtype=h.dtype) if ctx.plif else None
         return gx, (gv0 if ctx.needs_input_grad[1] else None), g_k, None
 
@@ -222,7 +244,8 @@ class _MLFFunction(torch.autograd.Function):
         th, prm = cfg.thresholds(dtype), cfg.vector(dtype)
         out = torch.empty_like(x)
         v_last = torch.empty_like(v0)
-        bad = K.mlf_forward(_np(x), _np(v0), th, prm, _np(out), _np(v_last))
+        with _threads_for(x.numel() * len(th)):
+            bad = K.mlf_forward(_np(x), _np(v0), th, prm, _np(out), _np(v_last))
         if bad:
             _raise_nonfinite(bad, "MLF input")
         if any(ctx.needs_input_grad[:2]):
@@ -238,10 +261,11 @@ class _MLFFunction(torch.autograd.Function):
         gvl = _contig(g_v_last, v0)
         gx = torch.empty_like(x)
         gv0 = torch.empty_like(v0)
-        K.mlf_backward(
-            _np(g), _np(gvl), _np(x), _np(v0), ctx.th, ctx.prm,
-            cfg.levels[0].detach_reset, cfg.cut, _np(gx), _np(gv0),
-        )
+        with _threads_for(x.numel() * len(ctx.th)):
+            K.mlf_backward(
+                _np(g), _np(gvl), _np(x), _np(v0), ctx.th, ctx.prm,
+                cfg.levels[0].detach_reset, cfg.cut, _np(gx), _np(gv0),
+            )
         return gx, (gv0 if ctx.needs_input_grad[1] else None), None
 
 
@@ -289,7 +313,8 @@ class _IntegratorFunction(torch.autograd.Function):
     def forward(ctx, x, v0, decay: float, cut: bool):  # type: ignore[override]
         d = np.array([decay], dtype=_np(x).dtype)
         out = torch.empty_like(x)
-        bad = K.integrator_forward(_np(x), _np(v0), d, _np(out))
+        with _threads_for(x.numel()):
+            bad = K.integrator_forward(_np(x), _np(v0), d, _np(out))
         if bad:
             _raise_nonfinite(bad, "integrator input")
         ctx.d, ctx.cut, ctx.shape = d, cut, x.shape
@@ -300,7 +325,8 @@ class _IntegratorFunction(torch.autograd.Function):
         g = g_out.contiguous()
         gx = torch.empty_like(g)
         gv0 = torch.empty_like(g[0])
-        K.integrator_backward(_np(g), ctx.d, ctx.cut, _np(gx), _np(gv0))
+        with _threads_for(g.numel()):
+            K.integrator_backward(_np(g), ctx.d, ctx.cut, _np(gx), _np(gv0))
         return gx, (gv0 if ctx.needs_input_grad[1] else None), None, None
 
 
