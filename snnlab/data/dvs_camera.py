@@ -47,6 +47,7 @@ __all__ = [
     "saccade_path",
     "render_log_frames",
     "dvs_events_kernel",
+    "event_counts_vs_contrast",
 ]
 
 # tonic's event record: x, y int16; t int64 (microseconds); p bool (True = ON).
@@ -307,3 +308,21 @@ class DVSCamera:
         log_frames = render_log_frames(np.ascontiguousarray(image), dx + offset[0], dy + offset[1],
                                        self.height, self.width, float(self.params.dark_level))
         return self._log_frames_events(log_frames, times, seed)
+
+
+def event_counts_vs_contrast(images, contrasts, *, params: DVSParams = DVSParams(),
+                             saccades: SaccadeParams = SaccadeParams(), sensor_px: int = 34,
+                             offset: tuple[float, float] = (0.0, 0.0), camera_seed: int = 0,
+                             seed: int = 0) -> np.ndarray:
+    """Number of events per recording, ``[len(contrasts), len(images)]``: each image recorded
+    along the saccades by a camera whose contrast threshold C is each of ``contrasts`` (other
+    pixel parameters from ``params``; same chip seed and noise seeds for every C, so only C
+    changes). Expectation for an ideal pixel: count ~ sum |Delta L| / C, i.e. proportional to 1/C."""
+    from dataclasses import replace
+
+    counts = np.zeros((len(contrasts), len(images)), dtype=np.int64)
+    for a, contrast in enumerate(contrasts):
+        camera = DVSCamera(sensor_px, sensor_px, replace(params, contrast=float(contrast)), seed=camera_seed)
+        for b, image in enumerate(images):
+            counts[a, b] = len(camera.record_saccades(image, saccades, seed=(seed, b), offset=offset))
+    return counts
