@@ -16,12 +16,17 @@ from torch import nn
 
 from snnlab.checks import check_timesteps
 from snnlab.models.small import SpikingCNN, SpikingMLP, TimeFolded, make_neuron, spiking_cnn, spiking_mlp
+from snnlab.models import sew_resnet as _sew, spiking_resnet as _spk, seven_b_net as _7b
 
 __all__ = ["MODELS", "build_model", "SpikingMLP", "SpikingCNN", "TimeFolded", "make_neuron"]
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "spiking_mlp": spiking_mlp,
     "spiking_cnn": spiking_cnn,
+    **{f"{family}{d}": getattr(mod, f"{family}{d}") for family, mod in
+       (("sew_resnet", _sew), ("spiking_resnet", _spk), ("plain_resnet", _spk)) for d in (18, 34, 50, 101, 152)},
+    "seven_b_net": _7b.seven_b_net,
+    "wide_seven_b_net": _7b.wide_seven_b_net,
 }
 """Model name -> builder ``(*, num_classes, input_shape, T, **options) -> nn.Module``."""
 
