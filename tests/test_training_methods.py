@@ -16,28 +16,35 @@ from snnlab.training import (
 )
 
 
-def _mlp(hidden=(6, 5), seed=0, **kw):
+# float64 runs the neurons' pure-torch reference; float32 on CPU runs their Numba kernels.
+DTYPES = [torch.float64, torch.float32]
+
+
+def _mlp(hidden=(6, 5), seed=0, dtype=torch.float64, **kw):
     torch.manual_seed(seed)
-    return SpikingMLP((4,), 3, hidden=hidden, **kw).double()
+    return SpikingMLP((4,), 3, hidden=hidden, **kw).to(dtype)
 
 
-def _cnn(seed=0, bn=False, pool="avg"):
+def _cnn(seed=0, bn=False, pool="avg", dtype=torch.float64):
     torch.manual_seed(seed)
     return build_model("spiking_cnn", num_classes=3, input_shape=(2, 6, 6), T=3, channels=(4, 5),
-                       bn=bn, pool=pool).double()
+                       bn=bn, pool=pool).to(dtype)
 
 
-def _data(shape, T, B=5, seed=1, scale=3.0):
+def _data(shape, T, B=5, seed=1, scale=3.0, dtype=torch.float64):
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(T, B, *shape, generator=g, dtype=torch.float64) * scale
     y = torch.randint(0, 3, (B,), generator=g)
-    return x, y
+    return x.to(dtype), y
 
 
-def _assert_same(a, b, rtol=1e-9, atol=1e-12):
+def _assert_same(a, b, rtol=None, atol=None):
     assert a.keys() == b.keys()
     for k in a:
-        assert torch.allclose(a[k], b[k], rtol=rtol, atol=atol), (k, a[k], b[k])
+        single = a[k].dtype == torch.float32
+        r = rtol if rtol is not None else (1e-4 if single else 1e-9)
+        t = atol if atol is not None else (1e-6 if single else 1e-12)
+        assert torch.allclose(a[k], b[k], rtol=r, atol=t), (k, a[k], b[k])
 
 
 def _unrolled_cut_grads(model, x, y, loss, steps=None, scale=1.0):
@@ -54,11 +61,12 @@ def _unrolled_cut_grads(model, x, y, loss, steps=None, scale=1.0):
     return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("make", [_mlp, _cnn])
 @pytest.mark.parametrize("loss_name", ["tet", "ottt", "imp"])
-def test_sltt_equals_unrolled_autograd_with_temporal_edges_cut(make, loss_name):
-    model = make()
-    x, y = _data(model.input_shape, T=4)
+def test_sltt_equals_unrolled_autograd_with_temporal_edges_cut(make, loss_name, dtype):
+    model = make(dtype=dtype)
+    x, y = _data(model.input_shape, T=4, dtype=dtype)
     loss = build_loss(loss_name)
     sltt = compute_gradients("sltt", model, x, y, loss)
     build_method("bptt").attach(model)
@@ -103,14 +111,15 @@ def test_sltt_k_backpropagates_k_random_steps_scaled_by_T_over_K():
         build_method("sltt_k", k=6).train_step(model, x, y, loss)
 
 
-def test_ottt_weight_gradient_equals_the_hand_formula():
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_ottt_weight_gradient_equals_the_hand_formula(dtype):
     """OTTT eqs. 3-5: grad W^l = sum_t g_u^{l+1}[t] â^l[t]^T, â[t] = λ â[t-1] + s[t], first layer raw input."""
-    model = _mlp(hidden=(6, 5))
+    model = _mlp(hidden=(6, 5), dtype=dtype)
     with torch.no_grad():  # make both hidden layers fire
         model.features[2].weight.mul_(3.0)
         model.features[2].bias.add_(0.9)
     T, lam = 5, 0.5  # LIF τ = 2
-    x, y = _data(model.input_shape, T=T, B=7, scale=4.0)
+    x, y = _data(model.input_shape, T=T, B=7, scale=4.0, dtype=dtype)
     loss = build_loss("ottt")
     got = compute_gradients("ottt_a", model, x, y, loss)
 
@@ -118,18 +127,18 @@ def test_ottt_weight_gradient_equals_the_hand_formula():
     W2, b2 = model.features[2].weight.detach(), model.features[2].bias.detach()
     W3, b3 = model.classifier.weight.detach(), model.classifier.bias.detach()
     sg = Sigmoid(4.0).derivative
-    v1 = torch.zeros(7, 6, dtype=torch.float64)
-    v2 = torch.zeros(7, 5, dtype=torch.float64)
+    v1 = torch.zeros(7, 6, dtype=dtype)
+    v2 = torch.zeros(7, 5, dtype=dtype)
     a1 = torch.zeros_like(v1)
     a2 = torch.zeros_like(v2)
     g = {k: torch.zeros_like(v) for k, v in got.items()}
     fired = [0, 0]
     for t in range(T):
         h1 = lam * v1 + x[t] @ W1.T + b1  # OTTT eq. 2 (input not decayed), soft reset
-        s1 = (h1 >= 1).double()
+        s1 = (h1 >= 1).to(dtype)
         v1 = h1 - s1
         h2 = lam * v2 + s1 @ W2.T + b2
-        s2 = (h2 >= 1).double()
+        s2 = (h2 >= 1).to(dtype)
         v2 = h2 - s2
         a1 = lam * a1 + s1
         a2 = lam * a2 + s2
@@ -152,10 +161,11 @@ def test_ottt_weight_gradient_equals_the_hand_formula():
     assert not torch.allclose(sltt["classifier.weight"], got["classifier.weight"])
 
 
-@pytest.mark.parametrize("make", [_mlp, lambda: _cnn(bn=True)])
-def test_at_T1_bptt_sltt_and_ottt_agree(make):
-    model = make()
-    x, y = _data(model.input_shape, T=1)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("make", [_mlp, lambda dtype: _cnn(bn=True, dtype=dtype)])
+def test_at_T1_bptt_sltt_and_ottt_agree(make, dtype):
+    model = make(dtype=dtype)
+    x, y = _data(model.input_shape, T=1, dtype=dtype)
     loss = build_loss("ottt")
     ref = compute_gradients("bptt", model, x, y, loss)
     for method in ("sltt", "ottt_a", "ottt_o", build_method("sltt_k", k=1)):

@@ -9,7 +9,9 @@ Each benchmark is a module listed in :data:`BENCHMARKS` that provides
 ``snnlab bench <name>`` runs one; ``snnlab bench all`` runs every one.
 """
 
-BENCHMARKS: dict[str, str] = {}
+BENCHMARKS: dict[str, str] = {
+    "memory": "snnlab.bench.memory",
+}
 """Benchmark name -> module path (e.g. ``"neurons": "snnlab.bench.neurons"``)."""
 
 __all__ = ["BENCHMARKS"]
