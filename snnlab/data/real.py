@@ -98,6 +98,11 @@ def cifar_folder(num_classes: int, root: str | os.PathLike | None = None) -> Pat
     return data_root(root) / f"cifar{num_classes}" / cls.base_folder
 
 
+def _cifar_filenames(cls) -> list[str]:
+    """The files torchvision's CIFAR class reads: the batches and the meta file."""
+    return [name for name, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
+
+
 def _offline_cifar_class(num_classes: int):
     """A torchvision CIFAR class that never downloads and checks presence, not MD5, on load."""
     from torchvision.datasets import CIFAR10, CIFAR100
@@ -107,8 +112,7 @@ def _offline_cifar_class(num_classes: int):
     class OfflineCIFAR(base):
         def _check_integrity(self) -> bool:
             folder = Path(self.root, self.base_folder)
-            names = [n for n, _ in self.train_list + self.test_list] + [self.meta["filename"]]
-            return all((folder / n).is_file() for n in names)
+            return all((folder / n).is_file() for n in _cifar_filenames(self))
 
         def _load_meta(self) -> None:
             path = Path(self.root, self.base_folder, self.meta["filename"])
@@ -141,9 +145,7 @@ def cifar_dataset(num_classes: int, *, train: bool, root: str | None = None,
     name = f"cifar{num_classes}"
     folder = cifar_folder(num_classes, root)
     cls = _offline_cifar_class(num_classes)
-    probe = cls.__new__(cls)
-    probe.root, probe.base_folder = str(folder.parent), cls.base_folder
-    if not probe._check_integrity():
+    if not all((folder / filename).is_file() for filename in _cifar_filenames(cls)):
         raise _missing(name, folder, data_root(root))
     augment = train if augment is None else bool(augment)
     return cls(str(folder.parent), train=train, transform=_cifar_transform(num_classes, augment),
@@ -350,8 +352,7 @@ def verify_dataset(name: str, root: str | None = None, *, checksums: bool = True
     """Check a real data set in place. Returns ``{"name", "folder", "present", "ok", "files",
     "problems"}``: CIFAR files are checked against torchvision's published MD5 sums (when
     ``checksums``); DVS folders are counted (tonic publishes sums only for the archives, which
-    may have been deleted after extraction; 1,342 DVS Gesture recordings in tonic's split,
-    1,000 per class for CIFAR10-DVS)."""
+    may have been deleted after extraction; CIFAR10-DVS must hold 1,000 recordings per class)."""
     check_choice("real data set", name, REAL_DATASETS)
     problems: list[str] = []
     if name in ("cifar10", "cifar100"):
