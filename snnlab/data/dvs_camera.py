@@ -163,14 +163,15 @@ def dvs_events_kernel(log_frames, times_us, thr_on, thr_off, refractory_us,
                 L1 = log_frames[k + 1, y, x]
                 ts = t0
                 Ls = L0
-                if blind_until > t0:
-                    if blind_until >= t1:
-                        ref = L1
-                        continue
-                    Ls = L0 + (L1 - L0) * (blind_until - t0) / (t1 - t0)
-                    ts = blind_until
-                    ref = Ls
                 while True:
+                    if blind_until > ts:
+                        # held in reset (refractory): the reference follows L until blind_until
+                        if blind_until >= t1:
+                            ref = L1
+                            break
+                        Ls = L0 + (L1 - L0) * (blind_until - t0) / (t1 - t0)
+                        ts = blind_until
+                        ref = Ls
                     if L1 - ref >= c_on:
                         level = ref + c_on
                         pol = True
@@ -179,6 +180,7 @@ def dvs_events_kernel(log_frames, times_us, thr_on, thr_off, refractory_us,
                         pol = False
                     else:
                         break
+                    # the moment the linearly interpolated L crosses the level (ESIM)
                     tc = ts + (level - Ls) / (L1 - Ls) * (t1 - ts)
                     if n >= capacity:
                         return -1
@@ -188,17 +190,10 @@ def dvs_events_kernel(log_frames, times_us, thr_on, thr_off, refractory_us,
                     out_p[n] = pol
                     n += 1
                     ref = level
+                    ts = tc
+                    Ls = level
                     if refractory_us > 0.0:
                         blind_until = tc + refractory_us
-                        if blind_until >= t1:
-                            ref = L1
-                            break
-                        Ls = L0 + (L1 - L0) * (blind_until - t0) / (t1 - t0)
-                        ts = blind_until
-                        ref = Ls
-                    else:
-                        ts = tc
-                        Ls = level
     return n
 
 
