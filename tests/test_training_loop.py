@@ -165,3 +165,20 @@ def test_cli_trains_and_resumes(tmp_path, capsys):
     assert len(json.loads((tmp_path / "metrics.json").read_text())) == 2
     assert main([*args, "--sltt-k", "2"]) == 2
     assert "--sltt-k applies to --method sltt_k" in capsys.readouterr().err
+
+
+def test_event_data_is_fed_time_major_and_T_comes_from_the_data():
+    """Event items [T, 2, H, W] arrive as [B, T, ...] and are transposed; training on 3 random frames
+    (random temporal deletion) and testing on all 5 works, since T is read from the batch."""
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(24) % 2
+    frames = (torch.rand(24, 5, 2, 6, 6, generator=g) < 0.2 + 0.3 * y.view(-1, 1, 1, 1, 1)).float()
+    seen = []
+    model = build_model("spiking_cnn", num_classes=2, input_shape=(5, 2, 6, 6), T=5, channels=(4,))
+    model.register_forward_pre_hook(lambda m, inp: seen.append(tuple(inp[0].shape)))
+    r = train(model=model, train_set=TensorDataset(frames[:, :3], y), test_set=TensorDataset(frames, y),
+              method="ottt_a", loss="ottt", T=5, epochs=1, batch_size=8, lr=0.1, progress=False)
+    assert (1, 8, 2, 6, 6) in seen  # online methods: one step of [1, B, 2, H, W]
+    assert (5, 8, 2, 6, 6) in seen  # evaluation: the whole test sequence
+    assert len([s for s in seen if s[0] == 1]) == 1 + 3 * 3  # OTTT's probe + 3 batches x 3 frames
+    assert r.history[0]["test_accuracy"] is not None

@@ -346,7 +346,7 @@ def _train(cfg, ctx, model, train_set, test_set, callbacks) -> TrainResult:
     start_epoch, start_batch, partial = 0, 0, None
     resumed_rng = None
     if cfg.resume and ckpt_path is not None and ckpt_path.is_file():
-        state = load_checkpoint(ckpt_path, map_location=ctx.device)
+        state = load_checkpoint(ckpt_path, map_location="cpu")  # RNG states must stay on the CPU
         _check_resume(cfg, state["config"])
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
