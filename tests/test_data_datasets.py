@@ -48,8 +48,12 @@ def test_bad_arguments_raise():
         load_dataset("digits", train=1)
     with pytest.raises(ValueError, match="T"):
         load_dataset("nmnist-emulated", train=True, T=0)
-    with pytest.raises(ValueError, match="unknown emulated-camera option"):
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['contrats'\].*valid: .*contrast"):
         load_dataset("nmnist-emulated", train=True, contrats=0.1)
+    with pytest.raises(ValueError, match="valid: augment, channels, max_degrees, normalize, size"):
+        load_dataset("digits", train=True, colour=True)
+    with pytest.raises(ValueError, match="unknown option"):
+        dataset_info("cifar10", size=64)
     with pytest.raises(ValueError, match="preset"):
         dataset_info("dvsgesture", preset="nope")
 

@@ -42,6 +42,16 @@ class DatasetSpec:
     default_T: int | None = None
     embedded: bool = False  # True: needs no files from the user
     options: dict[str, Any] = field(default_factory=dict)  # option name -> default, for docs
+    extra_options: Callable[[], set[str]] | None = None  # further valid option names
+
+    def valid_options(self) -> set[str]:
+        return set(self.options) | (self.extra_options() if self.extra_options else set())
+
+    def check_options(self, options: dict[str, Any]) -> None:
+        unknown = set(options) - self.valid_options()
+        if unknown:
+            raise ValueError(f"unknown option(s) {sorted(unknown)} for data set {self.name!r}; "
+                             f"valid: {', '.join(sorted(self.valid_options()))}.")
 
 
 def _digits(train, T, root, **options):
@@ -65,6 +75,13 @@ def _emulated_shape(T=None, size=None, **_):
 
     side = EMULATED_SENSOR if size is None else size
     return (EMULATED_DEFAULT_T if T is None else T, 2, side, side)
+
+
+def _emulated_extra_options() -> set[str]:
+    from snnlab.data.dvs_camera import DVSParams, SaccadeParams
+
+    return (set(DVSParams.__dataclass_fields__) | set(SaccadeParams.__dataclass_fields__)
+            | {"camera_seed", "seed", "digit_px", "sensor_px", "limit", "progress"})
 
 
 def _cifar(num_classes):
@@ -111,7 +128,8 @@ _register(DatasetSpec(
     "the digits recorded by snnlab's emulated DVS camera along N-MNIST's three saccades, "
     "34x34 events; generated from a seed and cached",
     "events", 10, _emulated, _emulated_shape, default_T=10, embedded=True,
-    options={"size": 34, "time_window_ms": None, "denoise_us": None, "rtd_T": None}))
+    options={"size": 34, "time_window_ms": None, "denoise_us": None, "rtd_T": None},
+    extra_options=_emulated_extra_options))
 _register(DatasetSpec(
     "cifar10", "CIFAR-10, 32x32 RGB, 50,000 train / 10,000 test (torchvision files)",
     "static", 10, _cifar(10), _cifar_shape, options={"augment": "train"}))
@@ -122,12 +140,12 @@ _register(DatasetSpec(
     "dvsgesture", "IBM DVS Gesture, 11 gestures, 128x128 events (tonic files); "
     "default preset 'mlf': 30 ms frames at 32x32, T=40",
     "events", 11, *_dvs("dvsgesture"), default_T=40,
-    options={"preset": "mlf", "size": None, "time_window_ms": None, "rtd_T": None}))
+    options={"preset": "mlf", "size": None, "time_window_ms": None, "rtd_T": None, "denoise_us": None}))
 _register(DatasetSpec(
     "cifar10dvs", "CIFAR10-DVS, 10 classes, 128x128 events (tonic files), split 9000/1000 by "
     "a fixed seed; default preset 'mlf': 10 ms frames at 42x42, T=10",
     "events", 10, *_dvs("cifar10dvs"), default_T=10,
-    options={"preset": "mlf", "size": None, "time_window_ms": None, "rtd_T": None}))
+    options={"preset": "mlf", "size": None, "time_window_ms": None, "rtd_T": None, "denoise_us": None}))
 
 #: Every data set name -> one-line description.
 DATASETS: dict[str, str] = {name: spec.description for name, spec in _SPECS.items()}
@@ -146,7 +164,8 @@ def load_dataset(name: str, *, train: bool, T: int | None = None, root: str | No
     ``T``: number of frames for event data sets (default: the data set's, see
     :func:`dataset_info`); ignored for static images. ``root``: data root (default
     ``$SNNLAB_DATA`` or ``~/.cache/snnlab``). ``options`` go to the data set (e.g. ``size=32,
-    channels=3`` for digits, ``preset="sew"`` for the DVS sets); unknown options raise.
+    channels=3`` for digits, ``preset="sew"`` for the DVS sets); unknown options raise a
+    ``ValueError`` listing the valid ones.
     Missing real data raises :class:`~snnlab.data.paths.DataMissingError` saying where it was
     looked for and how to get it; nothing is downloaded.
     """
@@ -155,17 +174,19 @@ def load_dataset(name: str, *, train: bool, T: int | None = None, root: str | No
         raise TypeError(f"train must be True or False, got {train!r}.")
     if T is not None:
         check_timesteps("T", T)
+    spec.check_options(options)
     return spec.build(train, T, root, **options)
 
 
 def dataset_info(name: str, *, T: int | None = None, **options) -> dict[str, Any]:
     """What ``load_dataset(name, T=T, **options)`` yields, without loading it:
     ``{"name", "description", "kind", "num_classes", "input_shape", "default_T", "embedded",
-    "options"}``. ``input_shape`` is the shape of one ``x`` (for event sets ``[T, 2, H, W]``;
+    "options", "valid_options"}``. ``input_shape`` is the shape of one ``x`` (for event sets ``[T, 2, H, W]``;
     with random temporal deletion the training items have ``rtd_T`` frames instead of ``T``)."""
     spec = _spec(name)
     if T is not None:
         check_timesteps("T", T)
+    spec.check_options(options)
     return {
         "name": spec.name,
         "description": spec.description,
@@ -175,4 +196,5 @@ def dataset_info(name: str, *, T: int | None = None, **options) -> dict[str, Any
         "default_T": spec.default_T,
         "embedded": spec.embedded,
         "options": dict(spec.options),
+        "valid_options": sorted(spec.valid_options()),
     }
