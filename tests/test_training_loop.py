@@ -15,7 +15,7 @@ from snnlab.training.checkpoint import load_checkpoint
 from snnlab.training.ddp import EpochShardSampler
 
 
-def _data(n=48, seed=0):
+def _data(n=32, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(n, 1, 6, 6, generator=g)
     m = x.mean((1, 2, 3))  # three balanced classes by brightness
@@ -40,7 +40,7 @@ def _cfg(out_dir, **kw):
 
 
 def _run(cfg, **kw):
-    return train(cfg, train_set=_AugmentedData(*_data().tensors), test_set=_data(24, seed=1), **kw)
+    return train(cfg, train_set=_AugmentedData(*_data().tensors), test_set=_data(16, seed=1), **kw)
 
 
 def _deterministic(history):
@@ -99,12 +99,12 @@ def test_ctrl_c_mid_epoch_checkpoints_and_resume_is_exact(tmp_path):
 
 
 def test_resume_refuses_other_settings_and_starts_fresh_without_checkpoint(tmp_path, capsys):
-    _run(_cfg(tmp_path, epochs=1))
-    longer = _run(_cfg(tmp_path, epochs=3, resume=True))  # a longer plan continues the run
-    assert [r["epoch"] for r in longer.history] == [1, 2, 3]
+    _run(_cfg(tmp_path, epochs=1, max_batches=2))
+    longer = _run(_cfg(tmp_path, epochs=2, max_batches=2, resume=True))  # a longer plan continues the run
+    assert [r["epoch"] for r in longer.history] == [1, 2]
     with pytest.raises(ValueError, match="T: checkpoint 3 vs now 4"):
-        _run(_cfg(tmp_path, T=4, resume=True))
-    _run(_cfg(tmp_path / "fresh", epochs=1, resume=True))
+        _run(_cfg(tmp_path, T=4, max_batches=2, resume=True))
+    _run(_cfg(tmp_path / "fresh", epochs=1, max_batches=1, resume=True))
     assert "starting from scratch" in capsys.readouterr().out
 
 
