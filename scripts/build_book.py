@@ -12,20 +12,47 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 
 
-def build(output: Path | None = None, quick: bool = False) -> Path:
-    """Build the site and return the folder holding ``index.html``."""
+def stage_executed(notebooks: dict[str, Path], staging: Path) -> Path:
+    """A copy of book/ in which each chapter ``name.md`` is replaced by an already executed
+    ``name.ipynb`` (same outputs the build would compute) and execution is switched off."""
+    if staging.exists():
+        shutil.rmtree(staging)
+    shutil.copytree(BOOK, staging, ignore=shutil.ignore_patterns("_build", ".jupyter_cache"))
+    for name, notebook in notebooks.items():
+        (staging / f"{name}.md").unlink()
+        shutil.copy2(notebook, staging / f"{name}.ipynb")
+    config = yaml.safe_load((staging / "_config.yml").read_text())
+    config.setdefault("execute", {})["execute_notebooks"] = "off"
+    (staging / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+    return staging
+
+
+def build(output: Path | None = None, quick: bool = False, executed: dict[str, Path] | None = None) -> Path:
+    """Build the site and return the folder holding ``index.html``.
+
+    ``executed`` maps chapter names to notebooks already executed in the same mode (the test
+    suite passes the ones nbmake just ran, so each chapter runs once per test session).
+    """
     env = dict(os.environ, SNNLAB_QUICK="1" if quick else "0", MPLBACKEND="Agg")
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
-    command = [str(jupyter_book), "build", str(BOOK), "-W", "-n", "--keep-going"]
+    source = BOOK
+    if executed:
+        if output is None:
+            raise ValueError("building from executed notebooks needs an output folder")
+        source = stage_executed(executed, Path(output) / "source")
+    command = [str(jupyter_book), "build", str(source), "-W", "-n", "--keep-going"]
     if output is not None:
         command += ["--path-output", str(output)]
     start = time.time()

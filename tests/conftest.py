@@ -8,8 +8,10 @@ inherit ``SNNLAB_QUICK=1`` from this process, so every chapter runs its quick mo
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import jupytext
@@ -51,12 +53,37 @@ def chapter_sources() -> list[Path]:
     return sources
 
 
+CONVERTED_AT = 0.0
+
+
 def pytest_configure(config) -> None:
+    global CONVERTED_AT
     os.environ["SNNLAB_QUICK"] = "1"
     os.environ.setdefault("MPLBACKEND", "Agg")
+    # nbmake writes the executed notebooks back, so the site test can build from them
+    # instead of executing every chapter a second time.
+    config.option.overwrite = True
     if NOTEBOOK_DIR.exists():
         shutil.rmtree(NOTEBOOK_DIR)
     NOTEBOOK_DIR.mkdir(parents=True)
     for source in chapter_sources():
         notebook = jupytext.read(source)
         jupytext.write(notebook, NOTEBOOK_DIR / f"{source.stem}.ipynb")
+    CONVERTED_AT = time.time()
+
+
+def executed_chapters() -> dict[str, Path] | None:
+    """The chapter notebooks nbmake executed (without error) in this session, or None if any
+    chapter was not executed here (then the site build executes the chapters itself)."""
+    executed = {}
+    for source in chapter_sources():
+        notebook = NOTEBOOK_DIR / f"{source.stem}.ipynb"
+        if not notebook.exists() or notebook.stat().st_mtime <= CONVERTED_AT:
+            return None
+        cells = [c for c in json.loads(notebook.read_text())["cells"] if c["cell_type"] == "code"]
+        ran = all(c.get("execution_count") for c in cells)
+        failed = any(o.get("output_type") == "error" for c in cells for o in c.get("outputs", []))
+        if not ran or failed:
+            return None
+        executed[source.stem] = notebook
+    return executed

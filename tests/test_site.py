@@ -48,8 +48,14 @@ CHROMIUM_FLAGS = [
 
 @pytest.fixture(scope="session")
 def site(tmp_path_factory) -> Path:
-    """The book built in quick mode; returns the folder with index.html."""
-    html = build_book.build(tmp_path_factory.mktemp("book"), quick=True)
+    """The book built in quick mode; returns the folder with index.html.
+
+    When nbmake has just executed every chapter (the whole suite runs the notebooks first), the
+    site is built from those executed notebooks; otherwise the build executes the chapters.
+    """
+    from conftest import executed_chapters
+
+    html = build_book.build(tmp_path_factory.mktemp("book"), quick=True, executed=executed_chapters())
     assert (html / "index.html").exists()
     return html
 
