@@ -20,11 +20,11 @@ import torch
 from torch import nn
 
 from snnlab.checks import check_choice, check_tensor
-from snnlab.neurons import IFNode, LIFNode, PLIFNode
+from snnlab.layers.residual import spiking_neuron
+from snnlab.neurons import BaseNode
+from snnlab.surrogate import Surrogate
 
 __all__ = ["TimeFolded", "make_neuron", "SpikingMLP", "SpikingCNN", "spiking_mlp", "spiking_cnn"]
-
-_NEURONS = {"if": IFNode, "lif": LIFNode, "plif": PLIFNode}
 
 
 def make_neuron(
@@ -35,17 +35,13 @@ def make_neuron(
     v_reset: float | None = None,
     detach_reset: bool = True,
     decay_input: bool = False,
-    surrogate: str = "sigmoid",
-) -> nn.Module:
-    """A multi-step snnlab neuron by name (``"if"``, ``"lif"``, ``"plif"``)."""
-    check_choice("neuron", neuron, _NEURONS)
-    kwargs = dict(v_threshold=v_threshold, v_reset=v_reset, detach_reset=detach_reset,
-                  surrogate=surrogate, step_mode="m")
-    if neuron == "lif":
-        kwargs.update(tau=tau, decay_input=decay_input)
-    elif neuron == "plif":
-        kwargs.update(init_tau=tau, decay_input=decay_input)
-    return _NEURONS[neuron](**kwargs)
+    surrogate: str | Surrogate = "sigmoid",
+    alpha: float | None = None,
+) -> BaseNode:
+    """A multi-step snnlab neuron (``"if"``, ``"lif"``, ``"plif"``) with OTTT's defaults (module
+    docstring); :func:`snnlab.layers.residual.spiking_neuron` with other defaults."""
+    return spiking_neuron(neuron, tau=tau, v_threshold=v_threshold, v_reset=v_reset, detach_reset=detach_reset,
+                          decay_input=decay_input, surrogate=surrogate, alpha=alpha)
 
 
 class TimeFolded(nn.Module):
