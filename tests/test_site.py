@@ -27,8 +27,11 @@ ARTIFACTS = ROOT / "test-artifacts"
 sys.path.insert(0, str(ROOT / "scripts"))
 import build_book  # noqa: E402
 
-# Pages the browser checks: the introduction and chapter 1, plus every later chapter.
-BROWSER_PAGES = ["intro", "01_neurons"]
+sys.path.insert(0, str(ROOT / "tests"))
+from conftest import toc_files  # noqa: E402
+
+# Pages the browser checks: the introduction, chapter 1 and every later chapter.
+BROWSER_PAGES = toc_files()
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHROMIUM_FLAGS = [
     "--headless",
@@ -99,8 +102,6 @@ OUTSIDE = re.compile(r"^(https?:)?//", re.IGNORECASE)
 
 
 def test_every_chapter_is_a_page(site):
-    from conftest import toc_files
-
     for name in toc_files():
         assert (site / f"{name}.html").exists(), f"{name} is in _toc.yml but was not built"
 
@@ -162,8 +163,13 @@ def test_page_renders_offline_in_chromium(site, name, tmp_path):
 
 
 @pytest.mark.browser
-def test_explorer_slider_changes_the_figure_in_chromium(site, tmp_path):
-    """Move each slider of every explorer on chapter 1 and check the figure (frame) changes."""
+@pytest.mark.parametrize("name", BROWSER_PAGES)
+def test_explorer_sliders_change_the_figure_in_chromium(site, name, tmp_path):
+    """Move each slider of every explorer on the page and check the figure (frame) changes."""
+    page = (site / f"{name}.html").read_text()
+    explorers = page.count('class="snnlab-explorer"')
+    if not explorers:
+        return  # nothing to move on this page
     probe = """
 <script>
 window.addEventListener('load', function () {
@@ -181,13 +187,12 @@ window.addEventListener('load', function () {
 });
 </script>
 """
-    page = (site / "01_neurons.html").read_text().replace("</body>", probe + "</body>")
-    probed = site / "_probe_01_neurons.html"
-    probed.write_text(page)
+    probed = site / f"_probe_{name}.html"
+    probed.write_text(page.replace("</body>", probe + "</body>"))
     try:
         soup = dump_dom(probed.as_uri(), tmp_path / "profile")
     finally:
         probed.unlink()
     outcome = soup.body.get("data-probe", "")
-    assert outcome, "no explorer slider found on chapter 1"
+    assert outcome, f"no explorer slider found on {name}"
     assert set(outcome.split(",")) == {"changed"}, f"sliders that did not change the figure: {outcome}"
