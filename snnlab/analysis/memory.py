@@ -106,13 +106,15 @@ class MemoryMeter:
 
     ``with MemoryMeter(exclude=model.parameters()) as meter: ...`` then ``meter.report()``.
     ``device`` selects the CUDA device whose peak is measured (default: the current one, if any).
+    ``track_rss`` / ``track_cuda``: reset and read those peaks (off: leave the peaks to the caller).
     """
 
     def __init__(self, exclude: Iterable[torch.Tensor] = (), *, device: torch.device | str | None = None,
-                 track_rss: bool = True) -> None:
+                 track_rss: bool = True, track_cuda: bool = True) -> None:
         self._exclude = {_storage_key(t) for t in exclude}
         self._device = device
         self._track_rss = track_rss
+        self._track_cuda = track_cuda
         self._live: dict[tuple[str, int], list[int]] = {}  # key -> [refcount, nbytes]
         self._seen: dict[tuple[str, int], int] = {}
         self._current = 0
@@ -158,7 +160,8 @@ class MemoryMeter:
     # -- context manager -----------------------------------------------------------------
     def __enter__(self) -> "MemoryMeter":
         self._cuda = None
-        if torch.cuda.is_available() and (self._device is None or torch.device(self._device).type == "cuda"):
+        wants_cuda = self._device is None or torch.device(self._device).type == "cuda"
+        if self._track_cuda and torch.cuda.is_available() and wants_cuda:
             self._cuda = torch.device(self._device) if self._device is not None else torch.device("cuda")
             torch.cuda.reset_peak_memory_stats(self._cuda)
         self._rss_reset = reset_peak_rss() if self._track_rss else False

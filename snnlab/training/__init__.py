@@ -34,3 +34,7 @@ __all__ = [
 from snnlab.training.loop import TrainConfig, TrainResult, evaluate, train  # noqa: E402
 
 __all__ += ["TrainConfig", "TrainResult", "evaluate", "train"]
+
+from snnlab.training.ddp import launch_local  # noqa: E402
+
+__all__ += ["launch_local"]

@@ -402,6 +402,8 @@ def _train(cfg, ctx, model, train_set, test_set, callbacks) -> TrainResult:
             sums = dict(partial) if first and partial else {"loss": 0.0, "correct": 0.0, "count": 0.0,
                                                            "seconds": 0.0, "saved_bytes_peak": 0}
             reset_peak_rss()
+            if ctx.device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(ctx.device)
             core.train()
             lr = optimizer.param_groups[0]["lr"]
             bar = tqdm(total=n_batches, initial=skip, desc=f"epoch {epoch + 1}/{cfg.epochs}",
@@ -414,7 +416,7 @@ def _train(cfg, ctx, model, train_set, test_set, callbacks) -> TrainResult:
                     t0 = time.perf_counter()
                     x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
                     inputs = time_major(x, cfg.T, kind)
-                    with MemoryMeter(exclude=[*exclude, inputs], device=ctx.device, track_rss=False) as meter:
+                    with MemoryMeter(exclude=[*exclude, inputs], track_rss=False, track_cuda=False) as meter:
                         result = method.train_step(model, inputs, y, loss_fn, optimizer)
                     saved = meter.report().saved_bytes_peak
                     correct = float((loss_fn.predict(result.outputs) == y).sum())
@@ -425,9 +427,12 @@ def _train(cfg, ctx, model, train_set, test_set, callbacks) -> TrainResult:
                     sums["saved_bytes_peak"] = max(sums["saved_bytes_peak"], saved)
                     batch += 1
                     bar.update(1)
-                    bar.set_postfix(loss=f"{sums['loss'] / sums['count']:.4f}",
-                                    acc=f"{sums['correct'] / sums['count']:.3f}",
-                                    mem=f"{sums['saved_bytes_peak'] / 2**20:.1f}MB", refresh=False)
+                    postfix = {"loss": f"{sums['loss'] / sums['count']:.4f}",
+                               "acc": f"{sums['correct'] / sums['count']:.3f}",
+                               "mem": f"{sums['saved_bytes_peak'] / 2**20:.1f}MB"}  # held for backward
+                    if ctx.device.type == "cuda":
+                        postfix["gpu"] = f"{torch.cuda.max_memory_allocated(ctx.device) / 2**30:.2f}GB"
+                    bar.set_postfix(postfix, refresh=False)
                     for cb in callbacks:
                         cb({"epoch": epoch, "batch": batch - 1, "loss": result.loss,
                             "accuracy": correct / len(y), "saved_bytes": saved, "lr": lr})
