@@ -91,7 +91,9 @@ def test_sltt_with_batchnorm_equals_stepwise_unrolled_graph():
     _assert_same(sltt, {n: p.grad for n, p in model.named_parameters()})
 
 
-def test_sltt_k_backpropagates_k_random_steps_scaled_by_T_over_K():
+@pytest.mark.parametrize("rescale", [False, True])
+def test_sltt_k_backpropagates_k_random_steps(rescale):
+    """Authors' SLTT-K: the chosen steps' losses as is; rescale=True: times T/K."""
     model = _mlp()
     x, y = _data(model.input_shape, T=5)
     loss = build_loss("tet")
@@ -99,13 +101,13 @@ def test_sltt_k_backpropagates_k_random_steps_scaled_by_T_over_K():
     chosen = torch.randperm(5)[:2].tolist()
     torch.manual_seed(123)
     model.zero_grad()
-    result = build_method("sltt_k", k=2).train_step(model, x, y, loss)
+    result = build_method("sltt_k", k=2, rescale=rescale).train_step(model, x, y, loss)
     got = {n: p.grad.clone() for n, p in model.named_parameters()}
     assert result.backward_passes == 2
     build_method("bptt").attach(model)
-    _assert_same(got, _unrolled_cut_grads(model, x, y, loss, steps=chosen, scale=5 / 2))
+    _assert_same(got, _unrolled_cut_grads(model, x, y, loss, steps=chosen, scale=5 / 2 if rescale else 1.0))
     # K = T is SLTT
-    _assert_same(compute_gradients(build_method("sltt_k", k=5), model, x, y, loss),
+    _assert_same(compute_gradients(build_method("sltt_k", k=5, rescale=rescale), model, x, y, loss),
                  compute_gradients("sltt", model, x, y, loss))
     with pytest.raises(ValueError, match="K <= T"):
         build_method("sltt_k", k=6).train_step(model, x, y, loss)

@@ -52,6 +52,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--sltt-k", type=int, default=None, help="K backward steps per batch for sltt_k")
     g.add_argument("--trace-decay", type=float, default=None,
                    help="OTTT trace decay λ (default: from the neurons, 1 - 1/τ)")
+    g.add_argument("--method-option", action="append", metavar="KEY=VALUE",
+                   help="method option, e.g. rescale=True (sltt_k: scale the K steps by T/K) (repeatable)")
     g.add_argument("--model-option", action="append", metavar="KEY=VALUE",
                    help="model option, e.g. channels='(32,64)' or neuron=if (repeatable)")
     g.add_argument("--data-option", action="append", metavar="KEY=VALUE",
@@ -85,7 +87,7 @@ def config_from_args(args: argparse.Namespace):
     """The :class:`~snnlab.training.loop.TrainConfig` the flags describe."""
     from snnlab.training.loop import TrainConfig
 
-    method_options: dict[str, Any] = {}
+    method_options: dict[str, Any] = parse_options(args.method_option, "method")
     if args.sltt_k is not None:
         if args.method != "sltt_k":
             raise ValueError("--sltt-k applies to --method sltt_k only.")

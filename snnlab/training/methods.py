@@ -15,8 +15,9 @@ Methods:
   membrane is detached between steps), a backward runs at every step, gradients accumulate, one
   optimizer step per batch. Memory independent of T.
 * ``sltt_k``: SLTT where only K randomly chosen steps per batch carry a backward; the others run
-  without a graph. Each backward step's loss is scaled by T/K, so the gradient is an unbiased
-  estimate of SLTT's (the authors' code divides by K a loss that is not already divided by T).
+  without a graph. As in the authors' code (``train_SLTTK.py``), each chosen step backpropagates
+  its per-step loss unchanged (already divided by T), so the gradient is on average K/T of SLTT's;
+  ``rescale=True`` multiplies by T/K instead, making it an unbiased estimate of SLTT's gradient.
 * ``ottt_a`` / ``ottt_o`` (Xiao et al., 2022; patent CN114998659B, eqs. 3-5): the temporal cut
   plus presynaptic traces (see :mod:`snnlab.training.traces`): the weight gradient at step t is
   ``g_u[t] â[t]^T``. OTTT_A accumulates over the T steps and steps the optimizer once per batch;
@@ -224,14 +225,18 @@ class SLTT(TrainingMethod):
     """Spatial learning through time (Meng et al., 2023): temporal cut, backward at each step.
 
     ``k=None``: every step carries a backward (SLTT). ``k=K``: only K steps chosen at random per
-    batch (torch's global RNG) do, each with its loss scaled by T/K (SLTT-K).
+    batch (torch's global RNG) do (SLTT-K), each with its per-step loss as is (the authors' code) or,
+    with ``rescale=True``, scaled by T/K (an unbiased estimate of SLTT's gradient).
     """
 
     online = True
     temporal_cut = True
 
-    def __init__(self, k: int | None = None) -> None:
+    def __init__(self, k: int | None = None, rescale: bool = False) -> None:
         self.k = None if k is None else check_timesteps("SLTT K", k)
+        if rescale and k is None:
+            raise ValueError("rescale applies to SLTT-K (pass k).")
+        self.rescale = bool(rescale)
         self.name = "sltt" if k is None else "sltt_k"
 
     def _run(self, model, inputs, target, loss_fn, optimizer, T):
@@ -241,14 +246,14 @@ class SLTT(TrainingMethod):
             if self.k > T:
                 raise ValueError(f"SLTT-K needs K <= T, got K = {self.k} and T = {T}.")
             steps = set(torch.randperm(T)[: self.k].tolist())
-            scale = T / self.k
+            scale = T / self.k if self.rescale else 1.0
         return _online_loop(
             self, model, inputs, target, loss_fn, optimizer, T,
             backward_steps=steps, scale=scale, per_step_update=False,
         )
 
     def __repr__(self) -> str:
-        return f"SLTT(k={self.k})"
+        return f"SLTT(k={self.k}, rescale={self.rescale})"
 
 
 class OTTT(TrainingMethod):
@@ -299,7 +304,7 @@ METHODS: dict[str, type | callable] = {
     "ottt_a": lambda **kw: OTTT(mode="A", **kw),
     "ottt_o": lambda **kw: OTTT(mode="O", **kw),
 }
-"""Method name -> factory taking the method's options (``sltt_k``: ``k``; OTTT: ``decay``)."""
+"""Method name -> factory taking the method's options (``sltt_k``: ``k``, ``rescale``; OTTT: ``decay``)."""
 
 
 def build_method(name: str | TrainingMethod, **options) -> TrainingMethod:
