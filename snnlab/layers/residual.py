@@ -54,13 +54,15 @@ def spiking_neuron(
     alpha: float | None = None,
     tau: float = 2.0,
     decay_input: bool = True,
+    backend: str = "auto",
 ) -> BaseNode:
     """A multi-step neuron with SEW ResNet's defaults (appendix A.1): IF, V_th = 1, hard reset to
     V_reset = 0, reset detached in the backward pass, ArcTan surrogate with α = 2.
 
     ``neuron``: ``"if"``, ``"lif"`` or ``"plif"`` (PLIF: ``tau`` is the initial time constant).
     ``surrogate``: a :class:`~snnlab.surrogate.Surrogate` or a name; ``alpha`` sets a named
-    surrogate's ``alpha`` (ArcTan's slope; default 2 for ``"arctan"``).
+    surrogate's ``alpha`` (ArcTan's slope; default 2 for ``"arctan"``). ``backend``: the neurons'
+    (``"auto"``: Numba kernels on CPU float32; ``"torch"``: the reference, faster for tiny tensors).
     """
     check_choice("neuron", neuron, _NEURONS)
     if isinstance(surrogate, str):
@@ -70,7 +72,7 @@ def spiking_neuron(
     elif alpha is not None:
         raise ValueError("alpha sets a named surrogate's slope; with a Surrogate instance, set it there.")
     kwargs = dict(v_threshold=v_threshold, v_reset=v_reset, detach_reset=detach_reset,
-                  surrogate=surrogate, step_mode="m")
+                  surrogate=surrogate, step_mode="m", backend=backend)
     if neuron == "lif":
         kwargs.update(tau=tau, decay_input=decay_input)
     elif neuron == "plif":

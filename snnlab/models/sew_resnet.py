@@ -105,8 +105,20 @@ class SpikingResNetLayout(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.fc = nn.Linear(channels, num_classes)
         self.num_classes = num_classes
+        self.reset_parameters()
         if zero_init:
             self.zero_init_()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """The authors' (and torchvision's) initialisation: Kaiming-normal convs (fan_out, ReLU gain),
+        BN weight 1 and bias 0; the classifier keeps PyTorch's default."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
 
     @property
     def downsample_indices(self) -> list[int]:
