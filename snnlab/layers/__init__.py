@@ -1,5 +1,6 @@
 """Network layers beyond convolutions: SEW connect functions and residual blocks."""
 
+from snnlab.layers.attention import SpatialAttention, spatial_attention_map
 from snnlab.layers.residual import (
     BLOCK_KINDS,
     BasicBlock,
@@ -11,8 +12,12 @@ from snnlab.layers.residual import (
     spiking_neuron,
 )
 from snnlab.layers.sew import CONNECT_FUNCTIONS, SEWConnect, check_connect, sew_connect
+from snnlab.layers.tdbn import TDBatchNorm
 
 __all__ = [
+    "TDBatchNorm",
+    "SpatialAttention",
+    "spatial_attention_map",
     "CONNECT_FUNCTIONS",
     "SEWConnect",
     "check_connect",
