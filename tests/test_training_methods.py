@@ -6,6 +6,7 @@ from torch import nn
 
 from snnlab.models import SpikingMLP, build_model, make_neuron
 from snnlab.surrogate import Sigmoid
+from snnlab.training.traces import next_step
 from snnlab.training import (
     build_loss,
     build_method,
@@ -225,6 +226,29 @@ def test_ottt_traces_the_layers_after_neurons_only():
         assert method.traced_layers(model) == ["features.3.layers.0", "classifier"]
         method.detach(model)
         assert method.traced_layers(model) == []
+
+
+def test_ottt_wrapping_survives_a_deep_copy():
+    import copy
+
+    model = _mlp()
+    x, y = _data(model.input_shape, T=3, scale=4.0)
+    loss = build_loss("ottt")
+    method = build_method("ottt_a")
+    method.attach(model, x)
+    twin = copy.deepcopy(model)
+    set_temporal_cut(twin, True)
+    reset_model(twin)
+    twin(x[:1])  # one training step of the copy: its own layers and traces, not the original's
+    assert twin.classifier._snnlab_trace_layer.trace is not None
+    assert model.classifier._snnlab_trace_layer.trace is None
+    assert twin.classifier._snnlab_trace_layer is not model.classifier._snnlab_trace_layer
+    twin.zero_grad()
+    reset_model(twin)
+    for t in range(3):  # the copy, stepped by hand, gives the original's OTTT gradient
+        next_step(twin)
+        loss.step_loss(twin(x[t : t + 1])[0], y, t, 3).backward()
+    _assert_same({n: p.grad for n, p in twin.named_parameters()}, compute_gradients(method, model, x, y, loss))
 
 
 def test_ottt_wrapping_leaves_inference_and_bptt_unchanged():

@@ -36,6 +36,7 @@ weights that receives spikes but is neither synaptic, a neuron nor a normalisati
 
 from __future__ import annotations
 
+import types
 from dataclasses import dataclass
 
 import torch
@@ -134,36 +135,34 @@ def network_decay(model: nn.Module) -> float:
     return decays.pop()
 
 
-def _make_forward(module: nn.Module, state: TraceLayer):
-    original = module.forward  # bound; restored by deleting the instance attribute
-
-    def forward(x: torch.Tensor, *args, **kwargs):
-        if not torch.is_grad_enabled():  # evaluation: plain layer, no trace
-            return original(x, *args, **kwargs)
-        state.calls += 1
-        if state.calls > 1:
+def _traced_forward(self: nn.Module, x: torch.Tensor, *args, **kwargs):
+    """The forward of a traced synaptic layer (bound to the module, so deep copies stay consistent)."""
+    original = type(self).forward
+    state: TraceLayer = getattr(self, _ATTR)
+    if not torch.is_grad_enabled():  # evaluation: plain layer, no trace
+        return original(self, x, *args, **kwargs)
+    state.calls += 1
+    if state.calls > 1:
+        raise ValueError(
+            f"synaptic layer {state.name!r} was called twice within one timestep; OTTT keeps one "
+            f"presynaptic trace per layer, so a layer must be called once per step (the OTTT method "
+            f"calls next_step(model) before each step)."
+        )
+    with torch.no_grad():
+        x_value = x.detach()
+        if state.trace is None:
+            state.trace = x_value
+        elif state.trace.shape != x.shape:
             raise ValueError(
-                f"synaptic layer {state.name!r} was called twice within one timestep; OTTT keeps one "
-                f"presynaptic trace per layer, so a layer must be called once per step (reset the traces "
-                f"between steps with reset_traces(model), which the OTTT method does)."
+                f"layer {state.name!r}: input shape {tuple(x.shape)} differs from its trace "
+                f"{tuple(state.trace.shape)}; reset the network (reset_traces) between sequences."
             )
-        with torch.no_grad():
-            x_value = x.detach()
-            if state.trace is None:
-                state.trace = x_value
-            elif state.trace.shape != x.shape:
-                raise ValueError(
-                    f"layer {state.name!r}: input shape {tuple(x.shape)} differs from its trace "
-                    f"{tuple(state.trace.shape)}; reset the network (reset_traces) between sequences."
-                )
-            else:  # a new tensor each step: the previous one may still be saved for a backward
-                state.trace = state.decay * state.trace + x_value
-            value = original(x_value, *args, **kwargs)
-        carrier_in = stitch(state.trace, x)  # value: trace; gradient: to the spikes
-        carrier_out = original(carrier_in, *args, **kwargs)
-        return stitch(value, carrier_out)
-
-    return forward
+        else:  # a new tensor each step: the previous one may still be saved for a backward
+            state.trace = state.decay * state.trace + x_value
+        value = original(self, x_value, *args, **kwargs)
+    carrier_in = stitch(state.trace, x)  # value: trace; gradient: to the spikes
+    carrier_out = original(self, carrier_in, *args, **kwargs)
+    return stitch(value, carrier_out)
 
 
 def _find_spike_receivers(model: nn.Module, probe_input: torch.Tensor, synaptic_types) -> list[str]:
@@ -255,7 +254,7 @@ def attach_traces(
         module = modules[name]
         state = TraceLayer(name=name, decay=float(decay))
         setattr(module, _ATTR, state)
-        module.forward = _make_forward(module, state)
+        module.forward = types.MethodType(_traced_forward, module)
     return names
 
 
