@@ -118,7 +118,7 @@ def test_kernel_potentials_match_reference_trace(kind_spec, v_reset):
     prm = K.param_vector(np.float32, v_threshold=0.8, v_reset=params.leak_target, k=1 / 1.7, leak=params.leak_target)
     charge = {("if", True): 0, ("lif", True): 1, ("lif", False): 2}[(kind, decay_input if kind == "lif" else True)]
     s, h, v = np.empty((T, 300), np.float32), np.empty((T, 300), np.float32), np.empty(300, np.float32)
-    bad = K.spiking_forward(x.numpy(), v0.numpy(), prm, charge, v_reset is not None, s, h, v, True)
+    bad = K.spiking_forward(x.numpy(), v0.numpy(), prm, charge, v_reset is not None, s, h, v, True, 64)
     assert bad == 0
     assert np.array_equal(s, ref.spikes.numpy())
     assert np.array_equal(h, ref.h.numpy())
@@ -477,9 +477,13 @@ def test_backward_keeps_only_what_it_needs():
     lif, _ = _saved_bytes(lambda: LIFNode(step_mode="m")(x))
     assert lif == T_ * N * 4  # H only
     plif, _ = _saved_bytes(lambda: PLIFNode(step_mode="m")(x))
-    assert plif == T_ * N * 4 + N * 4 + 4  # H, the initial potential, sigmoid's output
+    assert plif == T_ * N * 4 + 4  # H and sigmoid's output (a fresh state is not stored)
+    node = PLIFNode(step_mode="m")
+    node(x.detach())
+    carried, _ = _saved_bytes(lambda: node(x))
+    assert carried == T_ * N * 4 + N * 4 + 4  # ... a carried one is: ∂H/∂k at t = 0 needs it
     mlf, _ = _saved_bytes(lambda: MLFNode(step_mode="m")(x))
-    assert mlf == T_ * N * 4 + 3 * N * 4  # the input and the initial potentials, not 3 x H
+    assert mlf == T_ * N * 4  # the input only, not 3 x H
     integ, _ = _saved_bytes(lambda: NonSpikingIntegrator(0.5, step_mode="m")(x))
     assert integ == 0
     with torch.no_grad():
@@ -507,7 +511,7 @@ def test_auto_backend_uses_kernels_only_for_cpu_float32(monkeypatch):
 
 def test_kernel_handles_noncontiguous_input_and_many_blocks():
     g = torch.Generator().manual_seed(3)
-    x = (torch.randn(K.BLOCK * 2 + 77, 4, generator=g) + 0.5).t()  # [4, N] view, not contiguous
+    x = (torch.randn(K.BLOCK * 2 + 77, 4, generator=g) + 0.5).t()  # [4, N] view, not contiguous; N > 2 blocks
     a = LIFNode(step_mode="m", backend="numba")(x)
     b = LIFNode(step_mode="m", backend="torch")(x)
     assert torch.equal(a, b)

@@ -2,8 +2,8 @@
 
 Plain functions over C-contiguous float NumPy arrays (float32 in production; float64 compiles on
 first use, which the float64 gradient checks use). Every kernel walks time sequentially and runs
-in parallel over neurons: the ``N`` neurons are cut into blocks of :data:`BLOCK` contiguous
-neurons, ``prange`` spreads the blocks over the threads, and the innermost loop runs over the
+in parallel over neurons: the ``N`` neurons are cut into blocks of ``block`` contiguous
+neurons (:func:`block_size`), ``prange`` spreads the blocks over the threads, and the innermost loop runs over the
 neurons of a block, contiguous in memory at every timestep, so it streams and vectorises. Each
 input element is read once and each output element written once: the kernels are bound by
 memory bandwidth, which is what ``snnlab bench neurons`` compares them with (the copy roofline).
@@ -45,6 +45,7 @@ from numba import njit, prange
 
 __all__ = [
     "BLOCK",
+    "block_size",
     "CHARGE_IF",
     "CHARGE_LIF_DECAY_INPUT",
     "CHARGE_LIF",
@@ -59,8 +60,19 @@ __all__ = [
     "integrator_backward",
 ]
 
-BLOCK = 512
-"""Neurons per parallel work item (contiguous, so the inner loop streams and vectorises)."""
+BLOCK = 32768
+"""The largest block of neurons one parallel work item takes (see :func:`block_size`)."""
+
+MIN_BLOCK = 256
+
+
+def block_size(n_neurons: int, threads: int) -> int:
+    """Neurons per parallel work item: large, so that each row segment a block reads per timestep
+    is long (hardware prefetchers stop at page boundaries and ramp up per stream: 2 KB segments
+    ran at half the speed of 64 KB ones), yet at least about 4 blocks per thread so the threads
+    stay balanced. A multiple of 64 neurons (256 bytes) so blocks start on cache-line boundaries."""
+    per = n_neurons // (4 * max(threads, 1))
+    return int(min(BLOCK, max(MIN_BLOCK, (per // 64) * 64)))
 
 CHARGE_IF = 0
 CHARGE_LIF_DECAY_INPUT = 1
@@ -121,14 +133,50 @@ def _reset(h, spike, vth, vreset, hard):
     return h - vth if spike else h
 
 
+@njit(inline="always", cache=True)
+def _initial(v0, lo, hi, fill, dtype):
+    # the potentials before the first step: v0[lo:hi], or ``fill`` everywhere when v0 is empty
+    # (a fresh state: the caller need not allocate and fill an N-vector for it)
+    if v0.shape[0] == 0:
+        v = np.empty(hi - lo, dtype=dtype)
+        v[:] = fill
+        return v
+    return v0[lo:hi].copy()
+
+
+@njit(inline="always", cache=True)
+def _charge_all(v, x, k, leak, is_if, is_decay_input):
+    # the three charges, each in the reference's floating-point order, chosen by selects (no
+    # branch in the loop): bit-identical H, and a loop that vectorises; the spare arithmetic is
+    # free in a loop bound by memory
+    h_if = v + x
+    h_sew = v + (x - (v - leak)) * k
+    h_ottt = v - (v - leak) * k + x
+    return h_if if is_if else (h_sew if is_decay_input else h_ottt)
+
+
+@njit(inline="always", cache=True)
+def _forward_row(xt, st, ht, v, n, k, leak, vth, vreset, one, zero, is_if, is_decay_input, hard, store_h):
+    for j in range(n):
+        h = _charge_all(v[j], xt[j], k, leak, is_if, is_decay_input)
+        spike = (h - vth) >= zero
+        st[j] = one if spike else zero
+        if store_h:
+            ht[j] = h
+        reset = vreset if hard else h - vth
+        # + (h - h): adds 0 to a finite potential and NaN to a non-finite one, which then stays in
+        # the state to the last step: the NaN check costs one add instead of a pass over memory
+        v[j] = (reset if spike else h) + (h - h)
+
+
 @njit(parallel=True, cache=True, nogil=True)
-def spiking_forward(x, v0, prm, charge, hard, s_out, h_out, v_out, store_h):
-    """IF / LIF / PLIF forward over ``x[T, N]`` from the potentials ``v0[N]``.
+def spiking_forward(x, v0, prm, charge, hard, s_out, h_out, v_out, store_h, block):
+    """IF / LIF / PLIF forward over ``x[T, N]`` from the potentials ``v0[N]`` (empty: all ``V_leak``).
 
     Writes the spikes ``s_out[T, N]``, the charged potentials ``h_out[T, N]`` when ``store_h``
     (the backward needs them; inference skips the write) and the potential after the last step
-    ``v_out[N]``. Returns how many charged potentials were not finite (the caller raises on any:
-    snnlab's NaN policy, checked here without another pass over memory).
+    ``v_out[N]``. Returns how many neurons met a non-finite potential (NaN or inf input, or
+    overflow); the caller raises on any (snnlab's NaN policy), so it costs no extra memory pass.
     """
     T, N = x.shape
     vth = prm[P_VTH]
@@ -137,71 +185,102 @@ def spiking_forward(x, v0, prm, charge, hard, s_out, h_out, v_out, store_h):
     leak = prm[P_LEAK]
     one = prm[P_ONE]
     zero = prm[P_ZERO]
-    nblk = (N + BLOCK - 1) // BLOCK
+    is_if = charge == CHARGE_IF
+    is_decay_input = charge == CHARGE_LIF_DECAY_INPUT
+    nblk = (N + block - 1) // block
     bad = 0
     for b in prange(nblk):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, N)
+        lo = b * block
+        hi = min(lo + block, N)
         n = hi - lo
-        v = v0[lo:hi].copy()
-        nb = 0
+        v = _initial(v0, lo, hi, leak, x.dtype)
         for t in range(T):
             xt = x[t, lo:hi]
             st = s_out[t, lo:hi]
             if store_h:
-                ht = h_out[t, lo:hi]
-                for j in range(n):
-                    h = _charge(v[j], xt[j], k, leak, charge)
-                    spike = (h - vth) >= zero
-                    st[j] = one if spike else zero
-                    ht[j] = h
-                    nb += (h - h) != zero
-                    v[j] = _reset(h, spike, vth, vreset, hard)
+                _forward_row(xt, st, h_out[t, lo:hi], v, n, k, leak, vth, vreset, one, zero,
+                             is_if, is_decay_input, hard, True)
             else:
-                for j in range(n):
-                    h = _charge(v[j], xt[j], k, leak, charge)
-                    spike = (h - vth) >= zero
-                    st[j] = one if spike else zero
-                    nb += (h - h) != zero
-                    v[j] = _reset(h, spike, vth, vreset, hard)
+                _forward_row(xt, st, st, v, n, k, leak, vth, vreset, one, zero,
+                             is_if, is_decay_input, hard, False)
+        nb = 0
+        for j in range(n):
+            nb += (v[j] - v[j]) != zero
         v_out[lo:hi] = v
         bad += nb
     return bad
 
 
 @njit(inline="always", cache=True)
-def _surrogate_block(u, sg, n, code, q1, q2, one, zero):
-    # σ'(u[j]) for a block, the switch on the surrogate hoisted out of the loops so each vectorises.
+def _sg(x, code, q1, q2, one, zero):
+    # σ'(x) for one element; inlined where ``code`` is a compile-time constant (see _by_surrogate)
+    if code == 0:
+        z = q1 * x
+        return q2 / (one + z * z)
+    elif code == 1:
+        s = one / (one + math.exp(-(q1 * x)))
+        return q1 * s * (one - s)
+    elif code == 2:
+        return q2 if abs(x) < q1 else zero
+    elif code == 3:
+        return max(one - abs(x) / q1, zero)
+    else:
+        return math.exp(-(x * x) / q1) / q2
+
+
+CHUNK = 1024
+"""Backward kernels evaluate σ' for a chunk of this many neurons at a time (the buffers stay in L1)."""
+
+
+@njit(inline="always", cache=True)
+def _surrogate_chunk(hrow, vth, sg, n, code, q1, q2, one, zero):
+    # σ'(h - V_th) for n elements, one loop per surrogate so each loop has a fixed formula
     if code == 0:
         for j in range(n):
-            z = q1 * u[j]
-            sg[j] = q2 / (one + z * z)
+            sg[j] = _sg(hrow[j] - vth, 0, q1, q2, one, zero)
     elif code == 1:
         for j in range(n):
-            s = one / (one + math.exp(-(q1 * u[j])))
-            sg[j] = q1 * s * (one - s)
+            sg[j] = _sg(hrow[j] - vth, 1, q1, q2, one, zero)
     elif code == 2:
         for j in range(n):
-            sg[j] = q2 if abs(u[j]) < q1 else zero
+            sg[j] = _sg(hrow[j] - vth, 2, q1, q2, one, zero)
     elif code == 3:
         for j in range(n):
-            sg[j] = max(one - abs(u[j]) / q1, zero)
+            sg[j] = _sg(hrow[j] - vth, 3, q1, q2, one, zero)
     else:
         for j in range(n):
-            x = u[j]
-            sg[j] = math.exp(-(x * x) / q1) / q2
+            sg[j] = _sg(hrow[j] - vth, 4, q1, q2, one, zero)
 
 
 @njit(cache=True)
 def surrogate_derivative(u, prm):
     """σ'(u) for a 1-D array ``u``, exactly as the backward kernels evaluate it (for tests)."""
     out = np.empty_like(u)
-    _surrogate_block(u, out, u.shape[0], int(prm[P_CODE]), prm[P_Q1], prm[P_Q2], prm[P_ONE], prm[P_ZERO])
+    zero = prm[P_ZERO]
+    _surrogate_chunk(u, zero, out, u.shape[0], int(prm[P_CODE]), prm[P_Q1], prm[P_Q2], prm[P_ONE], zero)
     return out
 
 
+@njit(inline="always", cache=True)
+def _backward_chunk(ht, gst, gxt, gv, gh, n, code, q1, q2, one, zero, vth, vreset, hardf, attached,
+                    dh_dx, dh_dv):
+    # one timestep of one chunk; inlined with ``code`` constant (one copy per surrogate), and the
+    # options are 0/1 factors: no branch is left in the loop, which vectorises
+    for j in range(n):
+        hj = ht[j]
+        u = hj - vth
+        sg = _sg(u, code, q1, q2, one, zero)
+        spike = one if u >= zero else zero
+        # hard: (1-S) + (V_reset-H)σ';  soft: 1 - V_th σ'  (the σ' terms only if attached)
+        dvdh = one - hardf * spike + attached * sg * (hardf * (vreset - hj) - (one - hardf) * vth)
+        g = gst[j] * sg + gv[j] * dvdh
+        gxt[j] = g * dh_dx
+        gv[j] = g * dh_dv
+        gh[j] = g
+
+
 @njit(parallel=True, cache=True, nogil=True)
-def spiking_backward(gs, gv_last, h, v0, prm, charge, hard, detach, cut, gx, gv0, want_dk):
+def spiking_backward(gs, gv_last, h, v0, prm, charge, hard, detach, cut, gx, gv0, want_dk, block):
     """Surrogate backward of :func:`spiking_forward` from the stored ``h[T, N]``.
 
     ``gs[T, N]`` is ∂L/∂S, ``gv_last[N]`` ∂L/∂V after the last step. Writes ∂L/∂X into
@@ -210,7 +289,8 @@ def spiking_backward(gs, gv_last, h, v0, prm, charge, hard, detach, cut, gx, gv0
     summed in block order, so the result does not depend on the thread count), else 0.
     PLIF's ∂H/∂k is ``X - (V - V_leak) = (H - V)/k`` (SEW charge) or ``V_leak - V`` (OTTT
     charge), with ``V`` the potential before the step, recomputed from ``H[t-1]`` or ``v0``.
-    The option switches are turned into 0/1 factors so the inner loop has no branches.
+    Each timestep of a block goes chunk by chunk (:data:`CHUNK` neurons, whose ∂L/∂H stay in L1
+    for PLIF's reduction) through a branch-free loop compiled once per surrogate.
     """
     T, N = h.shape
     vth = prm[P_VTH]
@@ -235,59 +315,70 @@ def spiking_backward(gs, gv_last, h, v0, prm, charge, hard, detach, cut, gx, gv0
         dh_dv = zero
     hardf = one if hard else zero
     attached = zero if detach else one
-    nblk = (N + BLOCK - 1) // BLOCK
+    nblk = (N + block - 1) // block
     dk_parts = np.zeros(nblk, dtype=np.float64)  # one partial sum per block: deterministic order
     for b in prange(nblk):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, N)
-        n = hi - lo
+        lo = b * block
+        hi = min(lo + block, N)
         gv = gv_last[lo:hi].copy()
-        u = np.empty(n, dtype=h.dtype)
-        sg = np.empty(n, dtype=h.dtype)
-        gh = np.empty(n, dtype=h.dtype)
+        gh = np.empty(CHUNK, dtype=h.dtype)
         acc = 0.0
         for t in range(T - 1, -1, -1):
-            ht = h[t, lo:hi]
-            gst = gs[t, lo:hi]
-            gxt = gx[t, lo:hi]
-            for j in range(n):
-                u[j] = ht[j] - vth
-            _surrogate_block(u, sg, n, code, q1, q2, one, zero)
-            for j in range(n):
-                hj = ht[j]
-                spike = one if u[j] >= zero else zero
-                # hard: (1-S) + (V_reset-H)σ';  soft: 1 - V_th σ'  (σ' terms only if attached)
-                dvdh = one - hardf * spike + attached * sg[j] * (
-                    hardf * (vreset - hj) - (one - hardf) * vth
-                )
-                g = gst[j] * sg[j] + gv[j] * dvdh
-                gxt[j] = g * dh_dx
-                gv[j] = g * dh_dv
-                gh[j] = g
-            if want_dk:
-                for j in range(n):
-                    if t == 0:
-                        vp = v0[lo + j]
-                    else:
-                        hp = h[t - 1, lo + j]
-                        vp = _reset(hp, (hp - vth) >= zero, vth, vreset, hard)
-                    if charge == 1:
-                        acc += float(gh[j]) * (float(ht[j]) - float(vp)) / float(k)
-                    else:
-                        acc += float(gh[j]) * (float(leak) - float(vp))
+            for c0 in range(lo, hi, CHUNK):
+                n = min(CHUNK, hi - c0)
+                ht = h[t, c0:c0 + n]
+                gst = gs[t, c0:c0 + n]
+                gxt = gx[t, c0:c0 + n]
+                gvc = gv[c0 - lo:c0 - lo + n]
+                if code == 0:
+                    _backward_chunk(ht, gst, gxt, gvc, gh, n, 0, q1, q2, one, zero, vth, vreset,
+                                    hardf, attached, dh_dx, dh_dv)
+                elif code == 1:
+                    _backward_chunk(ht, gst, gxt, gvc, gh, n, 1, q1, q2, one, zero, vth, vreset,
+                                    hardf, attached, dh_dx, dh_dv)
+                elif code == 2:
+                    _backward_chunk(ht, gst, gxt, gvc, gh, n, 2, q1, q2, one, zero, vth, vreset,
+                                    hardf, attached, dh_dx, dh_dv)
+                elif code == 3:
+                    _backward_chunk(ht, gst, gxt, gvc, gh, n, 3, q1, q2, one, zero, vth, vreset,
+                                    hardf, attached, dh_dx, dh_dv)
+                else:
+                    _backward_chunk(ht, gst, gxt, gvc, gh, n, 4, q1, q2, one, zero, vth, vreset,
+                                    hardf, attached, dh_dx, dh_dv)
+                if want_dk:
+                    for j in range(n):
+                        if t == 0:
+                            vp = v0[c0 + j] if v0.shape[0] > 0 else leak
+                        else:
+                            hp = h[t - 1, c0 + j]
+                            vp = _reset(hp, (hp - vth) >= zero, vth, vreset, hard)
+                        if charge == 1:
+                            acc += float(gh[j]) * (float(ht[j]) - float(vp)) / float(k)
+                        else:
+                            acc += float(gh[j]) * (float(leak) - float(vp))
         gv0[lo:hi] = gv
         dk_parts[b] = acc
     return dk_parts.sum()
 
 
+@njit(inline="always", cache=True)
+def _initial_levels(v0, K, lo, hi, fill, dtype):
+    if v0.shape[1] == 0:
+        v = np.empty((K, hi - lo), dtype=dtype)
+        v[:, :] = fill
+        return v
+    return v0[:, lo:hi].copy()
+
+
 @njit(parallel=True, cache=True, nogil=True)
-def mlf_forward(x, v0, th, prm, s_out, v_out):
+def mlf_forward(x, v0, th, prm, s_out, v_out, block):
     """MLF forward (Qu et al. 2024): ``K`` LIF levels driven by the same input ``x[T, N]``.
 
     Level ``i`` has its own potential ``v0[i, :]`` and threshold ``th[i]``; the charge is the OTTT
     form ``H = V - (V - V_leak)·k + X`` (decay factor ``1 - k``, 0.25 in the MLF paper), hard
     reset to ``V_reset``. ``s_out[T, N]`` receives the sum of the levels' spikes (0..K),
-    ``v_out[K, N]`` the potentials after the last step. Returns the non-finite count.
+    ``v_out[K, N]`` the potentials after the last step. Returns how many neurons met a
+    non-finite potential (all levels see the same input, so level 0 tells).
     """
     T, N = x.shape
     K = th.shape[0]
@@ -296,13 +387,13 @@ def mlf_forward(x, v0, th, prm, s_out, v_out):
     leak = prm[P_LEAK]
     one = prm[P_ONE]
     zero = prm[P_ZERO]
-    nblk = (N + BLOCK - 1) // BLOCK
+    nblk = (N + block - 1) // block
     bad = 0
     for b in prange(nblk):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, N)
+        lo = b * block
+        hi = min(lo + block, N)
         n = hi - lo
-        v = v0[:, lo:hi].copy()
+        v = _initial_levels(v0, K, lo, hi, leak, x.dtype)
         nb = 0
         for t in range(T):
             xt = x[t, lo:hi]
@@ -316,15 +407,16 @@ def mlf_forward(x, v0, th, prm, s_out, v_out):
                     h = _charge(vi[j], xt[j], k, leak, CHARGE_LIF)
                     spike = (h - vth) >= zero
                     st[j] += one if spike else zero
-                    nb += (h - h) != zero
-                    vi[j] = vreset if spike else h
+                    vi[j] = (vreset if spike else h) + (h - h)  # NaN check, see spiking_forward
+        for j in range(n):
+            nb += (v[0, j] - v[0, j]) != zero
         v_out[:, lo:hi] = v
         bad += nb
     return bad
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def mlf_backward(g, gv_last, x, v0, th, prm, detach, cut, gx, gv0):
+def mlf_backward(g, gv_last, x, v0, th, prm, detach, cut, gx, gv0, block):
     """Surrogate backward of :func:`mlf_forward`, recomputing the levels' potentials from ``x``.
 
     ``g[T, N]`` is ∂L/∂(Σ_i S_i); each level's surrogate window is centred on its own threshold:
@@ -342,13 +434,13 @@ def mlf_backward(g, gv_last, x, v0, th, prm, detach, cut, gx, gv0):
     q2 = prm[P_Q2]
     dh_dv = zero if cut else one - k
     attached = zero if detach else one
-    nblk = (N + BLOCK - 1) // BLOCK
+    nblk = (N + block - 1) // block
     for b in prange(nblk):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, N)
+        lo = b * block
+        hi = min(lo + block, N)
         n = hi - lo
         hbuf = np.empty((T, K, n), dtype=x.dtype)
-        v = v0[:, lo:hi].copy()
+        v = _initial_levels(v0, K, lo, hi, leak, x.dtype)
         for t in range(T):
             xt = x[t, lo:hi]
             for i in range(K):
@@ -360,7 +452,6 @@ def mlf_backward(g, gv_last, x, v0, th, prm, detach, cut, gx, gv0):
                     hb[j] = h
                     vi[j] = vreset if (h - vth) >= zero else h
         gv = gv_last[:, lo:hi].copy()
-        u = np.empty(n, dtype=x.dtype)
         sg = np.empty(n, dtype=x.dtype)
         for t in range(T - 1, -1, -1):
             gt = g[t, lo:hi]
@@ -368,15 +459,11 @@ def mlf_backward(g, gv_last, x, v0, th, prm, detach, cut, gx, gv0):
             for j in range(n):
                 gxt[j] = zero
             for i in range(K):
-                vth = th[i]
-                gvi = gv[i]
-                hb = hbuf[t, i]
-                for j in range(n):
-                    u[j] = hb[j] - vth
-                _surrogate_block(u, sg, n, code, q1, q2, one, zero)
+                hb, gvi, vth = hbuf[t, i], gv[i], th[i]
+                _surrogate_chunk(hb, vth, sg, n, code, q1, q2, one, zero)
                 for j in range(n):
                     hj = hb[j]
-                    dvdh = (zero if u[j] >= zero else one) + attached * (vreset - hj) * sg[j]
+                    dvdh = (zero if hj - vth >= zero else one) + attached * (vreset - hj) * sg[j]
                     gh = gt[j] * sg[j] + gvi[j] * dvdh
                     gxt[j] += gh
                     gvi[j] = gh * dh_dv
@@ -384,23 +471,23 @@ def mlf_backward(g, gv_last, x, v0, th, prm, detach, cut, gx, gv0):
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def integrator_forward(x, v0, decay, out):
+def integrator_forward(x, v0, decay, out, block):
     """Non-spiking, non-resetting integrator: ``V[t] = decay·V[t-1] + X[t]``, ``out[t] = V[t]``.
 
     ATSN eq. (8) (output layer, decay τ); OTTT's output layer (infinite threshold; its code reads
     out ``W s + b`` at every step, i.e. decay 0). ``decay`` is a 1-element array in x's dtype.
-    Returns the non-finite count.
+    Returns how many neurons met a non-finite potential.
     """
     T, N = x.shape
     d = decay[0]
     zero = d - d
-    nblk = (N + BLOCK - 1) // BLOCK
+    nblk = (N + block - 1) // block
     bad = 0
     for b in prange(nblk):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, N)
+        lo = b * block
+        hi = min(lo + block, N)
         n = hi - lo
-        v = v0[lo:hi].copy()
+        v = _initial(v0, lo, hi, zero, x.dtype)
         nb = 0
         for t in range(T):
             xt = x[t, lo:hi]
@@ -408,23 +495,24 @@ def integrator_forward(x, v0, decay, out):
             for j in range(n):
                 vj = d * v[j] + xt[j]
                 ot[j] = vj
-                nb += (vj - vj) != zero
-                v[j] = vj
+                v[j] = vj + (vj - vj)  # NaN check, see spiking_forward (d = 0 would drop an inf)
+        for j in range(n):
+            nb += (v[j] - v[j]) != zero
         bad += nb
     return bad
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def integrator_backward(g, decay, cut, gx, gv0):
+def integrator_backward(g, decay, cut, gx, gv0, block):
     """Backward of :func:`integrator_forward`: ``∂L/∂X[t] = G[t]``, ``G[t] = g[t] + decay·G[t+1]``
     (no carry when ``cut``). Needs nothing from the forward. Writes ``gx[T, N]`` and ``gv0[N]``."""
     T, N = g.shape
     d = decay[0]
     zero = d - d
-    nblk = (N + BLOCK - 1) // BLOCK
+    nblk = (N + block - 1) // block
     for b in prange(nblk):
-        lo = b * BLOCK
-        hi = min(lo + BLOCK, N)
+        lo = b * block
+        hi = min(lo + block, N)
         n = hi - lo
         carry = np.zeros(n, dtype=g.dtype)
         for t in range(T - 1, -1, -1):

@@ -70,13 +70,11 @@ class StatefulNode(nn.Module):
     def _state_shape(self, x: torch.Tensor) -> tuple[int, ...]:
         return tuple(x.shape)
 
-    def _fresh_state(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def _initial_v(self, x: torch.Tensor) -> torch.Tensor:
-        """The state before this call's first step, for one timestep ``x`` ``[B, ...]``."""
+    def _initial_v(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The state before this call's first step, for one timestep ``x`` ``[B, ...]``; None if fresh
+        (the operations start at rest themselves, without allocating a state to say so)."""
         if self.v is None:
-            return self._fresh_state(x)
+            return None
         if tuple(self.v.shape) != self._state_shape(x):
             raise ValueError(
                 f"input shape {tuple(x.shape)} does not match the stored state {tuple(self.v.shape)}; "
@@ -135,9 +133,6 @@ class BaseNode(StatefulNode):
 
     def _inv_tau(self) -> float | torch.Tensor | None:
         return None
-
-    def _fresh_state(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.full_like(x, self.params.leak_target)
 
     def _run(self, x_seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return spiking_multi_step(
@@ -256,9 +251,6 @@ class MLFNode(BaseNode):
     def _state_shape(self, x: torch.Tensor) -> tuple[int, ...]:
         return (len(self.levels), *x.shape)
 
-    def _fresh_state(self, x: torch.Tensor) -> torch.Tensor:
-        return x.new_full(self._state_shape(x), self.levels[0].leak_target)
-
     def _run(self, x_seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return mlf_multi_step(
             x_seq,
@@ -292,9 +284,6 @@ class NonSpikingIntegrator(StatefulNode):
     def __init__(self, decay: float = 1.0, *, step_mode: str = "s", backend: str = "auto") -> None:
         super().__init__(step_mode=step_mode, backend=backend)
         self.decay = check_in_range("decay", decay, 0.0, 1.0)
-
-    def _fresh_state(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.zeros_like(x)
 
     def _run(self, x_seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = integrator_multi_step(

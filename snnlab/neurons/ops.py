@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from snnlab.checks import check_finite
+from snnlab.neurons import buffers
 from snnlab.neurons import kernels as K
 from snnlab.neurons.functional import NeuronParams, integrator_step, mlf_step, neuron_step
 from snnlab.surrogate import Surrogate
@@ -65,9 +66,9 @@ def use_kernel(x: torch.Tensor, backend: str) -> bool:
 
 def _raise_nonfinite(bad: int, what: str) -> None:
     raise ValueError(
-        f"{what} contains {bad} non-finite value(s) (NaN or inf) after charging the membrane. snnlab "
-        f"rejects them rather than letting them spread through the membrane state; check the data or "
-        f"the layer that produced them."
+        f"{what} contains non-finite value(s) (NaN or inf, or values so large the membrane potential "
+        f"overflowed) reaching {bad} neuron(s). snnlab rejects them rather than letting them spread "
+        f"through the membrane state; check the data or the layer that produced them."
     )
 
 
@@ -77,16 +78,27 @@ than the work (microseconds on an idle machine, milliseconds when the cores are 
 
 
 @contextmanager
-def _threads_for(work: int):
+def _launch(n_neurons: int, work: int, max_block: int = K.BLOCK):
+    """Yield the block size for a kernel over ``n_neurons``; one thread when ``work`` is small."""
     if work >= PARALLEL_MIN_WORK:
-        yield
+        yield min(max_block, K.block_size(n_neurons, numba.get_num_threads()))
         return
     previous = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
-        yield
+        yield min(max_block, K.block_size(n_neurons, 1))
     finally:
         numba.set_num_threads(previous)
+
+
+def _mlf_backward_block(steps: int, levels: int) -> int:
+    # mlf_backward keeps a [T, K, block] scratch per block: hold it to about 1 MB (L2-sized)
+    return max(64, ((1 << 20) // (4 * steps * levels)) // 64 * 64)
+
+
+def _new(like: torch.Tensor) -> torch.Tensor:
+    """An uninitialised output shaped like ``like``, from the buffer pool (:mod:`snnlab.neurons.buffers`)."""
+    return buffers.empty(tuple(like.shape), like.dtype)
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -94,8 +106,9 @@ def _np(t: torch.Tensor) -> np.ndarray:
 
 
 def _contig(t: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    """An incoming gradient as a contiguous array (zeros, pooled, when autograd passes None)."""
     if t is None:
-        return torch.zeros_like(like)
+        return _new(like).zero_()
     return t.to(like.dtype).contiguous()
 
 
@@ -131,13 +144,13 @@ class _SpikingFunction(torch.autograd.Function):
         k_value = float(k) if isinstance(k, torch.Tensor) else k
         prm = cfg.vector(_np(x).dtype, k_value)
         store = any(ctx.needs_input_grad[:3])
-        spikes = torch.empty_like(x)
-        h = torch.empty_like(x) if store else x.new_empty((0, 0))
-        v_last = torch.empty_like(v0)
-        with _threads_for(x.numel()):
+        spikes = _new(x)
+        h = _new(x) if store else x.new_empty((0, 0))
+        v_last = _new(x[0])
+        with _launch(x.shape[1], x.numel()) as block:
             bad = K.spiking_forward(
                 _np(x), _np(v0), prm, cfg.charge, not cfg.params.soft_reset,
-                _np(spikes), _np(h), _np(v_last), store,
+                _np(spikes), _np(h), _np(v_last), store, block,
             )
         if bad:
             _raise_nonfinite(bad, "neuron input")
@@ -154,13 +167,13 @@ class _SpikingFunction(torch.autograd.Function):
         cfg = ctx.cfg
         gs = _contig(g_spikes, h)
         gvl = _contig(g_v_last, h[0])
-        gx = torch.empty_like(h)
-        gv0 = torch.empty_like(gvl)
-        with _threads_for(h.numel()):
+        gx = _new(h)
+        gv0 = _new(h[0])
+        with _launch(h.shape[1], h.numel()) as block:
             dk = K.spiking_backward(
                 _np(gs), _np(gvl), _np(h), _np(v0) if v0 is not None else _np(gvl), ctx.prm,
                 cfg.charge, not cfg.params.soft_reset, cfg.params.detach_reset, cfg.cut,
-                _np(gx), _np(gv0), ctx.plif,
+                _np(gx), _np(gv0), ctx.plif, block,
             )
         g_k = torch.tensor(dk, dtype=h.dtype) if ctx.plif else None
         return gx, (gv0 if ctx.needs_input_grad[1] else None), g_k, None
@@ -176,7 +189,7 @@ def _charge_code(kind: str, params: NeuronParams) -> int:
 
 def spiking_multi_step(
     x_seq: torch.Tensor,
-    v0: torch.Tensor,
+    v0: torch.Tensor | None,
     params: NeuronParams,
     surrogate: Surrogate,
     *,
@@ -187,13 +200,16 @@ def spiking_multi_step(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """IF/LIF/PLIF over ``x_seq`` ``[T, ...]`` from ``v0`` ``[...]``: returns ``(spikes [T, ...], V_T)``.
 
+    ``v0=None`` starts every neuron at rest (``v_reset``, or 0 for a soft reset).
+
     ``inv_tau`` overrides ``1/params.tau`` (PLIF passes ``sigmoid(w)``, a tensor: its gradient is
     returned too). The input must already be checked (shape, dtype, T >= 1) by the caller.
     """
     charge = _charge_code(kind, params)
     if not use_kernel(x_seq, backend):
         check_finite("neuron input", x_seq)
-        v, spikes = v0, []
+        v = torch.full_like(x_seq[0], params.leak_target) if v0 is None else v0
+        spikes = []
         for x in x_seq:
             if cut_temporal_grad:
                 v = v.detach()
@@ -202,7 +218,8 @@ def spiking_multi_step(
         return torch.stack(spikes), v
     T = x_seq.shape[0]
     x2 = x_seq.reshape(T, -1).contiguous()
-    v = v0.reshape(-1).to(x2.dtype).contiguous()
+    # a fresh state travels as an empty vector: the kernel starts every neuron at V_leak itself
+    v = x2.new_empty((0,)) if v0 is None else v0.reshape(-1).to(x2.dtype).contiguous()
     if cut_temporal_grad:
         v = v.detach()
     k = (1.0 / params.tau) if inv_tau is None else inv_tau
@@ -242,10 +259,10 @@ class _MLFFunction(torch.autograd.Function):
     def forward(ctx, x, v0, cfg: _MLFConfig):  # type: ignore[override]
         dtype = _np(x).dtype
         th, prm = cfg.thresholds(dtype), cfg.vector(dtype)
-        out = torch.empty_like(x)
-        v_last = torch.empty_like(v0)
-        with _threads_for(x.numel() * len(th)):
-            bad = K.mlf_forward(_np(x), _np(v0), th, prm, _np(out), _np(v_last))
+        out = _new(x)
+        v_last = buffers.empty((len(th), x.shape[1]), x.dtype)
+        with _launch(x.shape[1], x.numel() * len(th)) as block:
+            bad = K.mlf_forward(_np(x), _np(v0), th, prm, _np(out), _np(v_last), block)
         if bad:
             _raise_nonfinite(bad, "MLF input")
         if any(ctx.needs_input_grad[:2]):
@@ -258,20 +275,21 @@ class _MLFFunction(torch.autograd.Function):
         x, v0 = ctx.saved_tensors
         cfg = ctx.cfg
         g = _contig(g_out, x)
-        gvl = _contig(g_v_last, v0)
-        gx = torch.empty_like(x)
-        gv0 = torch.empty_like(v0)
-        with _threads_for(x.numel() * len(ctx.th)):
+        gx = _new(x)
+        gv0 = buffers.empty((len(ctx.th), x.shape[1]), x.dtype)
+        gvl = _contig(g_v_last, gv0)
+        T, Kl = x.shape[0], len(ctx.th)
+        with _launch(x.shape[1], x.numel() * Kl, _mlf_backward_block(T, Kl)) as block:
             K.mlf_backward(
                 _np(g), _np(gvl), _np(x), _np(v0), ctx.th, ctx.prm,
-                cfg.levels[0].detach_reset, cfg.cut, _np(gx), _np(gv0),
+                cfg.levels[0].detach_reset, cfg.cut, _np(gx), _np(gv0), block,
             )
         return gx, (gv0 if ctx.needs_input_grad[1] else None), None
 
 
 def mlf_multi_step(
     x_seq: torch.Tensor,
-    v0: torch.Tensor,
+    v0: torch.Tensor | None,
     levels: tuple[NeuronParams, ...],
     surrogate: Surrogate,
     *,
@@ -280,10 +298,14 @@ def mlf_multi_step(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """MLF over ``x_seq`` ``[T, ...]`` from ``v0`` ``[K, ...]``: returns ``(Σ_k S_k [T, ...], V_T [K, ...])``.
 
-    ``levels`` from :func:`snnlab.neurons.functional.mlf_level_params` (same τ and reset for all).
+    ``levels`` from :func:`snnlab.neurons.functional.mlf_level_params` (same τ and reset for all);
+    ``v0=None`` starts every level at ``v_reset``.
     """
+    Kl = len(levels)
     if not use_kernel(x_seq, backend):
         check_finite("MLF input", x_seq)
+        if v0 is None:
+            v0 = x_seq.new_full((Kl, *x_seq.shape[1:]), levels[0].leak_target)
         v, outs = v0, []
         for x in x_seq:
             if cut_temporal_grad:
@@ -291,14 +313,14 @@ def mlf_multi_step(
             o, v = mlf_step(x, v, levels, surrogate)
             outs.append(o)
         return torch.stack(outs), v
-    T, Kl = x_seq.shape[0], len(levels)
+    T = x_seq.shape[0]
     x2 = x_seq.reshape(T, -1).contiguous()
-    v = v0.reshape(Kl, -1).to(x2.dtype).contiguous()
+    v = x2.new_empty((Kl, 0)) if v0 is None else v0.reshape(Kl, -1).to(x2.dtype).contiguous()
     if cut_temporal_grad:
         v = v.detach()
     cfg = _MLFConfig(tuple(levels), surrogate.kernel_spec(), bool(cut_temporal_grad))
     out, v_last = _MLFFunction.apply(x2, v, cfg)
-    return out.reshape(x_seq.shape), v_last.reshape(v0.shape)
+    return out.reshape(x_seq.shape), v_last.reshape(Kl, *x_seq.shape[1:])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,9 +334,9 @@ class _IntegratorFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, v0, decay: float, cut: bool):  # type: ignore[override]
         d = np.array([decay], dtype=_np(x).dtype)
-        out = torch.empty_like(x)
-        with _threads_for(x.numel()):
-            bad = K.integrator_forward(_np(x), _np(v0), d, _np(out))
+        out = _new(x)
+        with _launch(x.shape[1], x.numel()) as block:
+            bad = K.integrator_forward(_np(x), _np(v0), d, _np(out), block)
         if bad:
             _raise_nonfinite(bad, "integrator input")
         ctx.d, ctx.cut, ctx.shape = d, cut, x.shape
@@ -323,25 +345,26 @@ class _IntegratorFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_out):  # type: ignore[override]
         g = g_out.contiguous()
-        gx = torch.empty_like(g)
-        gv0 = torch.empty_like(g[0])
-        with _threads_for(g.numel()):
-            K.integrator_backward(_np(g), ctx.d, ctx.cut, _np(gx), _np(gv0))
+        gx = _new(g)
+        gv0 = _new(g[0])
+        with _launch(g.shape[1], g.numel()) as block:
+            K.integrator_backward(_np(g), ctx.d, ctx.cut, _np(gx), _np(gv0), block)
         return gx, (gv0 if ctx.needs_input_grad[1] else None), None, None
 
 
 def integrator_multi_step(
     x_seq: torch.Tensor,
-    v0: torch.Tensor,
+    v0: torch.Tensor | None,
     decay: float,
     *,
     cut_temporal_grad: bool = False,
     backend: str = "auto",
 ) -> torch.Tensor:
-    """Non-spiking integrator over ``x_seq`` ``[T, ...]`` from ``v0``: returns ``V [T, ...]`` (``V_T = V[-1]``)."""
+    """Non-spiking integrator over ``x_seq`` ``[T, ...]`` from ``v0`` (None: 0): returns ``V [T, ...]``."""
     if not use_kernel(x_seq, backend):
         check_finite("integrator input", x_seq)
-        v, outs = v0, []
+        v = torch.zeros_like(x_seq[0]) if v0 is None else v0
+        outs = []
         for x in x_seq:
             if cut_temporal_grad:
                 v = v.detach()
@@ -350,7 +373,7 @@ def integrator_multi_step(
         return torch.stack(outs)
     T = x_seq.shape[0]
     x2 = x_seq.reshape(T, -1).contiguous()
-    v = v0.reshape(-1).to(x2.dtype).contiguous()
+    v = x2.new_empty((0,)) if v0 is None else v0.reshape(-1).to(x2.dtype).contiguous()
     if cut_temporal_grad:
         v = v.detach()
     out = _IntegratorFunction.apply(x2, v, float(decay), bool(cut_temporal_grad))
