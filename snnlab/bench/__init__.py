@@ -11,6 +11,7 @@ Each benchmark is a module listed in :data:`BENCHMARKS` that provides
 
 BENCHMARKS: dict[str, str] = {
     "memory": "snnlab.bench.memory",
+    "neurons": "snnlab.bench.neurons",
 }
 """Benchmark name -> module path (e.g. ``"neurons": "snnlab.bench.neurons"``)."""
 

@@ -1,0 +1,117 @@
+"""``snnlab bench neurons`` in quick mode: the JSON has every workload, baseline, ratio and target.
+
+No timing assertions (timings depend on the machine and its load); only structure and sign.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import pytest
+
+from snnlab.bench import BENCHMARKS
+from snnlab.bench import neurons as bench
+
+
+def _quick(**overrides) -> dict:
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args(["--quick"])
+    for key, value in overrides.items():
+        setattr(args, key, value)
+    return bench.run(args)
+
+
+def _positive(x) -> bool:
+    return isinstance(x, float) and math.isfinite(x) and x > 0
+
+
+@pytest.fixture(scope="module")
+def result() -> dict:
+    return _quick()
+
+
+def test_registered():
+    assert BENCHMARKS["neurons"] == "snnlab.bench.neurons"
+
+
+def test_quick_run_is_json_with_every_part(result):
+    json.dumps(result)  # serialisable
+    assert result["settings"]["quick"] is True
+    assert set(result["libraries"]) == set(bench.LIBRARIES)
+    for lib, entry in result["libraries"].items():
+        assert entry["mapping"]
+        assert entry["available"] or "reason" in entry  # a missing baseline says why
+    measured = [lib for lib, e in result["libraries"].items() if e["available"]]
+    assert "snnlab" in measured and "snnlab-torch" in measured
+
+    a = result["workload_a"]
+    for lib in measured:
+        for phase in ("forward", "forward_backward"):
+            timing = a["results"][lib][phase]
+            assert _positive(timing["min_s"]) and timing["min_s"] <= timing["median_s"]
+    for phase in ("forward", "forward_backward"):
+        assert _positive(a["roofline"][phase]["min_s"])
+        ratios = a["ratios"][phase]
+        assert _positive(ratios["snnlab_over_roofline"])
+        for lib in measured:
+            if lib != "snnlab":
+                assert _positive(ratios[f"{lib}_over_snnlab"])
+
+    b = result["workload_b"]
+    assert [int(n) for n in b["by_n"]] == b["sizes"]
+    for entry in b["by_n"].values():
+        for lib in measured:
+            r = entry["results"][lib]
+            for phase in ("forward", "backward", "forward_backward"):
+                assert _positive(r[phase]["min_s"])
+            assert r["saved_for_backward_bytes"] > 0
+        for phase in ("forward", "backward", "forward_backward", "saved_for_backward_bytes"):
+            for lib in measured:
+                if lib != "snnlab":
+                    assert _positive(entry["ratios"][phase][f"{lib}_over_snnlab"])
+
+
+def test_targets_are_evaluated(result):
+    targets = result["targets"]
+    assert "a_forward_backward_snnlab_over_roofline_at_most_2" in targets
+    for key, t in targets.items():
+        assert "met" in t or "skipped" in t, key
+        if "met" in t:
+            assert isinstance(t["met"], bool)
+    assert any(k.startswith("b_n") for k in targets)
+
+
+def test_same_dynamics_in_every_library(result):
+    # every installed library's LIF reproduces snnlab's spikes on a check input
+    for lib, agreement in result["spike_agreement_with_snnlab"].items():
+        assert agreement > 0.999, lib
+
+
+def test_missing_baseline_is_skipped_with_reason(monkeypatch):
+    real = bench._availability
+
+    def pretend_missing(lib):
+        if lib == "norse":
+            return {"available": False, "reason": "ModuleNotFoundError: No module named 'norse'"}
+        return real(lib)
+
+    monkeypatch.setattr(bench, "_availability", pretend_missing)
+    out = _quick(workloads="a", libraries="snnlab,norse")
+    assert out["libraries"]["norse"]["available"] is False
+    assert "norse" in out["libraries"]["norse"]["reason"]
+    assert "norse" not in out["workload_a"]["results"]
+
+
+def test_peak_rss_child_reports_bytes():
+    peak = bench.peak_rss_of_training_step("snnlab", 16, 4, 2)
+    assert isinstance(peak, int) and peak >= 0
+
+
+def test_bad_options_raise():
+    with pytest.raises(ValueError, match="workload"):
+        _quick(workloads="c")
+    with pytest.raises(ValueError, match="library"):
+        _quick(libraries="brian2")
