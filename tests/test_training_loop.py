@@ -117,6 +117,11 @@ def test_every_method_trains_and_learns_something():
         assert r.history[0]["saved_bytes_peak"] > 0
 
 
+def test_mixed_precision_run_on_cpu(tmp_path):
+    r = _run(_cfg(tmp_path, epochs=1, amp=True, max_batches=2))
+    assert r.history[0]["train_loss"] > 0 and load_checkpoint(tmp_path / "checkpoint.pt")["config"]["amp"]
+
+
 def test_notebook_call_with_a_custom_model_and_no_files(tmp_path):
     model = build_model("spiking_mlp", num_classes=3, input_shape=(1, 6, 6), T=2)
     r = train(model=model, train_set=_data(), test_set=None, T=2, epochs=1, batch_size=16, progress=False,

@@ -228,6 +228,27 @@ def test_ottt_traces_the_layers_after_neurons_only():
         assert method.traced_layers(model) == []
 
 
+@pytest.mark.parametrize("name", ["bptt", "sltt", "ottt_a", "ottt_o"])
+def test_mixed_precision_plumbing(name):
+    """A GradScaler scales every backward and unscales before the step: the same update as without;
+    bfloat16 autocast runs every method with finite float32 outputs."""
+    from snnlab.training import MixedPrecision
+
+    x, y = _data((4,), T=3, scale=4.0, dtype=torch.float32)
+    after = []
+    for precision in (None, MixedPrecision(scaler=torch.amp.GradScaler("cpu", init_scale=2.0**10))):
+        model = _mlp(dtype=torch.float32)
+        opt = torch.optim.SGD(model.parameters(), lr=0.5)
+        build_method(name).train_step(model, x, y, build_loss("tet"), opt, precision=precision)
+        after.append({k: v.clone() for k, v in model.state_dict().items()})
+    _assert_same(after[0], after[1])
+    model = _mlp(dtype=torch.float32)
+    res = build_method(name).train_step(model, x, y, build_loss("tet"), torch.optim.SGD(model.parameters(), lr=0.1),
+                                        precision=MixedPrecision(torch.bfloat16))
+    assert res.outputs.dtype == torch.float32 and torch.isfinite(res.outputs).all()
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
 def test_ottt_wrapping_survives_a_deep_copy():
     import copy
 

@@ -6,7 +6,17 @@ A chapter calls :func:`train` (what ``snnlab train`` runs) or, step by step,
 
 from snnlab.training.inputs import time_major
 from snnlab.training.losses import LOSSES, SequenceLoss, build_loss, importance_weights
-from snnlab.training.methods import METHODS, BPTT, OTTT, SLTT, StepResult, TrainingMethod, build_method, compute_gradients
+from snnlab.training.methods import (
+    BPTT,
+    METHODS,
+    OTTT,
+    SLTT,
+    MixedPrecision,
+    StepResult,
+    TrainingMethod,
+    build_method,
+    compute_gradients,
+)
 from snnlab.training.state import reset_model, set_temporal_cut
 from snnlab.training.traces import attach_traces, detach_traces, traced_layers
 
@@ -21,6 +31,7 @@ __all__ = [
     "SLTT",
     "OTTT",
     "StepResult",
+    "MixedPrecision",
     "TrainingMethod",
     "build_method",
     "compute_gradients",

@@ -81,6 +81,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     r.add_argument("--no-eval", action="store_true", help="skip the test set after each epoch")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across GPUs under torchrun")
+    r.add_argument("--amp", action="store_true",
+                   help="mixed precision: float16 + GradScaler on CUDA, bfloat16 on CPU")
 
 
 def config_from_args(args: argparse.Namespace):
@@ -102,7 +104,7 @@ def config_from_args(args: argparse.Namespace):
         momentum=args.momentum, weight_decay=args.weight_decay, schedule=args.schedule, seed=args.seed,
         out_dir=args.out_dir, resume=args.resume, num_workers=args.num_workers, device=args.device,
         max_batches=args.max_batches, stop_after=args.stop_after, evaluate=not args.no_eval, progress=not args.no_progress,
-        sync_bn=args.sync_bn, data_root=args.data_root,
+        sync_bn=args.sync_bn, amp=args.amp, data_root=args.data_root,
         model_options=parse_options(args.model_option, "model"),
         data_options=parse_options(args.data_option, "data"),
         loss_options=parse_options(args.loss_option, "loss"),

@@ -58,7 +58,7 @@ from snnlab.training.ddp import (
 )
 from snnlab.training.inputs import time_major
 from snnlab.training.losses import LOSSES, build_loss
-from snnlab.training.methods import METHODS, build_method, unwrap
+from snnlab.training.methods import METHODS, MixedPrecision, build_method, unwrap
 from snnlab.training.state import reset_model
 
 __all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "OPTIMIZERS", "SCHEDULES", "CHECKPOINT_NAME"]
@@ -107,6 +107,8 @@ class TrainConfig:
     evaluate: bool = True
     progress: bool = True
     sync_bn: bool = False
+    amp: bool = False
+    """Automatic mixed precision: float16 autocast + GradScaler on CUDA, bfloat16 autocast on CPU."""
     data_root: str | None = None
     model_options: dict[str, Any] = field(default_factory=dict)
     data_options: dict[str, Any] = field(default_factory=dict)
@@ -214,6 +216,14 @@ def _build_schedule(cfg: TrainConfig, optimizer: torch.optim.Optimizer):
     epochs = cfg.epochs
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda e: 0.5 * (1.0 + math.cos(math.pi * min(e, epochs) / epochs)))
+
+
+def _build_precision(cfg: TrainConfig, device: torch.device) -> MixedPrecision:
+    if not cfg.amp:
+        return MixedPrecision()
+    if device.type == "cuda":
+        return MixedPrecision(torch.float16, torch.amp.GradScaler("cuda"))
+    return MixedPrecision(torch.bfloat16)  # bfloat16 keeps float32's range: no loss scaling needed
 
 
 def _loader(dataset: Dataset, sampler, batch_size: int, cfg: TrainConfig, ctx: DistContext, gen_seed: int):
@@ -341,6 +351,7 @@ def _train(cfg, ctx, model, train_set, test_set, callbacks) -> TrainResult:
     method.check_loss(loss_fn)
     optimizer = _build_optimizer(cfg, model)
     scheduler = _build_schedule(cfg, optimizer)
+    precision = _build_precision(cfg, ctx.device)
 
     history: list[dict[str, Any]] = []
     start_epoch, start_batch, partial = 0, 0, None
@@ -355,6 +366,8 @@ def _train(cfg, ctx, model, train_set, test_set, callbacks) -> TrainResult:
             # closed form: with more epochs than first planned, the cosine stretches from here on
             for group, base, lam in zip(optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
                 group["lr"] = base * lam(scheduler.last_epoch)
+        if precision.scaler is not None and state.get("scaler") is not None:
+            precision.scaler.load_state_dict(state["scaler"])
         history = state["history"]
         start_epoch, start_batch, partial = state["epoch"], state["batch"], state.get("partial")
         rngs = state["rng"]
@@ -379,6 +392,7 @@ def _train(cfg, ctx, model, train_set, test_set, callbacks) -> TrainResult:
             "format": 1, "config": dataclasses.asdict(cfg), "epoch": epoch, "batch": batch,
             "partial": partial_sums, "model": core.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "scaler": precision.scaler.state_dict() if precision.scaler is not None else None,
             "rng": rngs, "history": history, "world_size": ctx.world_size,
         })
 
@@ -417,7 +431,7 @@ def _train(cfg, ctx, model, train_set, test_set, callbacks) -> TrainResult:
                     x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
                     inputs = time_major(x, cfg.T, kind)
                     with MemoryMeter(exclude=[*exclude, inputs], track_rss=False, track_cuda=False) as meter:
-                        result = method.train_step(model, inputs, y, loss_fn, optimizer)
+                        result = method.train_step(model, inputs, y, loss_fn, optimizer, precision=precision)
                     saved = meter.report().saved_bytes_peak
                     correct = float((loss_fn.predict(result.outputs) == y).sum())
                     sums["loss"] += result.loss * len(y)

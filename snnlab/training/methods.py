@@ -43,6 +43,7 @@ from snnlab.training.traces import attach_traces, detach_traces, next_step, trac
 
 __all__ = [
     "StepResult",
+    "MixedPrecision",
     "TrainingMethod",
     "BPTT",
     "SLTT",
@@ -92,6 +93,39 @@ def _check_out(out: torch.Tensor, T: int, B: int) -> torch.Tensor:
 def _clear_temporal_cut(model: nn.Module) -> None:
     for n in spiking_neurons(model):
         n.cut_temporal_grad = False
+
+
+@dataclass
+class MixedPrecision:
+    """Automatic mixed precision for the methods: forward passes under ``torch.autocast(dtype)``,
+    backward passes through a ``GradScaler`` (CUDA AMP, as SEW ResNet and SLTT train). The default,
+    ``MixedPrecision()``, is plain full precision."""
+
+    dtype: torch.dtype | None = None
+    scaler: torch.amp.GradScaler | None = None
+
+    def autocast(self, device_type: str):
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device_type, dtype=self.dtype)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.scaler is None:
+            optimizer.step()
+        else:
+            self.scaler.step(optimizer)
+            self.scaler.update()
+
+
+_FULL = MixedPrecision()
+
+
+def _full_precision(t: torch.Tensor) -> torch.Tensor:
+    """Half-precision outputs (under autocast) as float32 for metrics; others unchanged."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
 @dataclass
@@ -149,19 +183,22 @@ class TrainingMethod:
         target: torch.Tensor,
         loss_fn: SequenceLoss,
         optimizer: torch.optim.Optimizer | None = None,
+        *,
+        precision: MixedPrecision | None = None,
     ) -> StepResult:
         """One batch: forward, backward(s) and optimizer step(s).
 
         ``inputs`` is time-major ``[T, B, ...]``. With ``optimizer=None`` the gradients are only
         accumulated into ``.grad`` (nothing is zeroed or stepped): what the gradient tests use.
+        ``precision``: autocast and gradient scaling (default: full precision).
         """
         T = _check_batch(inputs, target)
         self.check_loss(loss_fn)
         if getattr(unwrap(model), "_snnlab_method", None) is not self:
             self.attach(model, inputs)
-        return self._run(model, inputs, target, loss_fn, optimizer, T)
+        return self._run(model, inputs, target, loss_fn, optimizer, T, precision or _FULL)
 
-    def _run(self, model, inputs, target, loss_fn, optimizer, T) -> StepResult:  # pragma: no cover
+    def _run(self, model, inputs, target, loss_fn, optimizer, T, amp) -> StepResult:  # pragma: no cover
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -173,19 +210,20 @@ class BPTT(TrainingMethod):
 
     name = "bptt"
 
-    def _run(self, model, inputs, target, loss_fn, optimizer, T):
+    def _run(self, model, inputs, target, loss_fn, optimizer, T, amp):
         reset_model(unwrap(model))
         if optimizer is not None:
             optimizer.zero_grad(set_to_none=True)
-        out = _check_out(model(inputs), T, inputs.shape[1])
-        loss = loss_fn(out, target)
-        loss.backward()
+        with amp.autocast(inputs.device.type):
+            out = _check_out(model(inputs), T, inputs.shape[1])
+            loss = loss_fn(out, target)
+        amp.backward(loss)
         if optimizer is not None:
-            optimizer.step()
-        return StepResult(float(loss.detach()), out.detach(), 1, int(optimizer is not None))
+            amp.step(optimizer)
+        return StepResult(float(loss.detach()), _full_precision(out.detach()), 1, int(optimizer is not None))
 
 
-def _online_loop(method, model, inputs, target, loss_fn, optimizer, T, *, backward_steps, scale, per_step_update):
+def _online_loop(model, inputs, target, loss_fn, optimizer, T, amp, *, backward_steps, scale, per_step_update):
     """Run T single steps; backward at ``backward_steps``; return the step outputs."""
     core = unwrap(model)
     reset_model(core)
@@ -201,21 +239,22 @@ def _online_loop(method, model, inputs, target, loss_fn, optimizer, T, *, backwa
             if optimizer is not None and per_step_update:
                 optimizer.zero_grad(set_to_none=True)
             with _sync(model, per_step_update or t == last):
-                out = _check_out(model(inputs[t : t + 1]), 1, B)
-                step_loss = loss_fn.step_loss(out[0], target, t, T)
-                (step_loss * scale if scale != 1.0 else step_loss).backward()
+                with amp.autocast(inputs.device.type):
+                    out = _check_out(model(inputs[t : t + 1]), 1, B)
+                    step_loss = loss_fn.step_loss(out[0], target, t, T)
+                amp.backward(step_loss * scale if scale != 1.0 else step_loss)
             n_backward += 1
             if optimizer is not None and per_step_update:
-                optimizer.step()
+                amp.step(optimizer)
                 n_steps += 1
         else:
-            with torch.no_grad():
+            with torch.no_grad(), amp.autocast(inputs.device.type):
                 out = _check_out(model(inputs[t : t + 1]), 1, B)
         outs.append(out.detach())
     if optimizer is not None and not per_step_update:
-        optimizer.step()
+        amp.step(optimizer)
         n_steps += 1
-    outputs = torch.cat(outs)
+    outputs = _full_precision(torch.cat(outs))
     with torch.no_grad():
         loss = float(loss_fn(outputs, target))
     return StepResult(loss, outputs, n_backward, n_steps)
@@ -239,7 +278,7 @@ class SLTT(TrainingMethod):
         self.rescale = bool(rescale)
         self.name = "sltt" if k is None else "sltt_k"
 
-    def _run(self, model, inputs, target, loss_fn, optimizer, T):
+    def _run(self, model, inputs, target, loss_fn, optimizer, T, amp):
         if self.k is None:
             steps, scale = set(range(T)), 1.0
         else:
@@ -248,7 +287,7 @@ class SLTT(TrainingMethod):
             steps = set(torch.randperm(T)[: self.k].tolist())
             scale = T / self.k if self.rescale else 1.0
         return _online_loop(
-            self, model, inputs, target, loss_fn, optimizer, T,
+            model, inputs, target, loss_fn, optimizer, T, amp,
             backward_steps=steps, scale=scale, per_step_update=False,
         )
 
@@ -287,9 +326,9 @@ class OTTT(TrainingMethod):
         """The layers whose weight gradient comes from the trace (after :meth:`attach`)."""
         return traced_layers(unwrap(model))
 
-    def _run(self, model, inputs, target, loss_fn, optimizer, T):
+    def _run(self, model, inputs, target, loss_fn, optimizer, T, amp):
         return _online_loop(
-            self, model, inputs, target, loss_fn, optimizer, T,
+            model, inputs, target, loss_fn, optimizer, T, amp,
             backward_steps=set(range(T)), scale=1.0, per_step_update=self.mode == "O",
         )
 
