@@ -393,7 +393,7 @@ def _peak_rss_child(lib: str, n: int, T: int, B: int, allocator: str) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes (seconds): checks the JSON, not the speed")
-    parser.add_argument("--repeats", type=int, default=None, help="timed runs per measurement (default 7; quick 2)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed runs per measurement (default 7; quick 1)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed runs first (default 2; quick 1)")
     parser.add_argument("--workloads", default="a,b", help="comma-separated: a, b (default both)")
     parser.add_argument("--libraries", default=",".join(LIBRARIES), help=f"comma-separated subset of {', '.join(LIBRARIES)}")
@@ -418,13 +418,13 @@ def _resolve(args: argparse.Namespace) -> argparse.Namespace:
 
     out = argparse.Namespace(**vars(args))
     out.quick = quick
-    out.repeats = pick("repeats", 7, 2)
+    out.repeats = pick("repeats", 7, 1)
     out.warmup = pick("warmup", 2, 1)
     out.a_neurons = pick("a_neurons", 1 << 20, 1 << 12)
     out.a_steps = pick("a_steps", 8, 4)
-    sizes = pick("b_sizes", "512,1024,2048", "16,32")
+    sizes = pick("b_sizes", "512,1024,2048", "16")
     out.b_sizes = [int(s) for s in str(sizes).split(",") if s.strip()]
-    out.b_steps = pick("b_steps", 500, 10)
+    out.b_steps = pick("b_steps", 500, 8)
     out.b_batch = pick("b_batch", 16, 2)
     out.peak_memory = pick("peak_memory", True, False)
     out.workloads = [w.strip() for w in str(getattr(args, "workloads", "a,b")).split(",") if w.strip()]
