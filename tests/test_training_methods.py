@@ -315,6 +315,30 @@ class _Bilinear(nn.Module):
         return self.bil(s, s)
 
 
+class _MyLinear(nn.Module):
+    """A synaptic layer that is not an nn.Linear subclass."""
+
+    def __init__(self, n_in, n_out):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(n_out, n_in) / n_in**0.5)
+
+    def forward(self, x):
+        return x @ self.weight.T
+
+
+def test_ottt_accepts_extra_synaptic_types():
+    net = nn.Sequential(nn.Linear(4, 5), make_neuron("lif"), _MyLinear(5, 3)).double()
+    x, y = _data((4,), T=3, scale=4.0)
+    with pytest.raises(ValueError, match=r"2 \(_MyLinear\).*pass its type in synaptic_types"):
+        build_method("ottt_a").train_step(net, x, y, build_loss("tet"))
+    method = build_method("ottt_a", synaptic_types=(_MyLinear,))
+    got = compute_gradients(method, net, x, y, build_loss("tet"))
+    assert method.traced_layers(net) == ["2"]
+    reference = nn.Sequential(nn.Linear(4, 5), make_neuron("lif"), nn.Linear(5, 3, bias=False)).double()
+    reference.load_state_dict({"0.weight": net[0].weight, "0.bias": net[0].bias, "2.weight": net[2].weight})
+    _assert_same(got, compute_gradients("ottt_a", reference, x, y, build_loss("tet")))
+
+
 def test_networks_ottt_cannot_handle_raise_clear_errors():
     x, y = _data((4,), T=2)
     x = x.float()

@@ -39,7 +39,7 @@ from torch import nn
 from snnlab.checks import check_choice, check_tensor, check_timesteps
 from snnlab.training.losses import SequenceLoss
 from snnlab.training.state import reset_model, set_temporal_cut, spiking_neurons
-from snnlab.training.traces import attach_traces, detach_traces, next_step, traced_layers
+from snnlab.training.traces import SYNAPTIC_TYPES, attach_traces, detach_traces, next_step, traced_layers
 
 __all__ = [
     "StepResult",
@@ -300,15 +300,18 @@ class OTTT(TrainingMethod):
 
     ``mode="A"`` accumulates the per-step gradients and steps once per batch (the authors'
     default); ``mode="O"`` zeroes, backpropagates and steps at every timestep. ``decay`` is the
-    trace decay λ (default: the neurons' own, 1 - 1/τ).
+    trace decay λ (default: the neurons' own, 1 - 1/τ). ``synaptic_types`` adds layer types,
+    linear in their input, whose weight gradient should come from the trace (default: Linear, Conv).
     """
 
     online = True
     temporal_cut = True
 
-    def __init__(self, mode: str = "A", decay: float | None = None) -> None:
+    def __init__(self, mode: str = "A", decay: float | None = None,
+                 synaptic_types: tuple[type[nn.Module], ...] = ()) -> None:
         self.mode = check_choice("OTTT mode", mode, ("A", "O"))
         self.decay = decay
+        self.synaptic_types = SYNAPTIC_TYPES + tuple(synaptic_types)
         self.name = "ottt_a" if mode == "A" else "ottt_o"
 
     def attach(self, model: nn.Module, example_inputs: torch.Tensor | None = None) -> None:
@@ -317,7 +320,7 @@ class OTTT(TrainingMethod):
         super().attach(model, example_inputs)
         core = unwrap(model)
         try:
-            attach_traces(core, example_inputs[:1], decay=self.decay)
+            attach_traces(core, example_inputs[:1], decay=self.decay, synaptic_types=self.synaptic_types)
         except Exception:
             self.detach(model)
             raise
@@ -343,7 +346,8 @@ METHODS: dict[str, type | callable] = {
     "ottt_a": lambda **kw: OTTT(mode="A", **kw),
     "ottt_o": lambda **kw: OTTT(mode="O", **kw),
 }
-"""Method name -> factory taking the method's options (``sltt_k``: ``k``, ``rescale``; OTTT: ``decay``)."""
+"""Method name -> factory taking the method's options (``sltt_k``: ``k``, ``rescale``; OTTT: ``decay``,
+``synaptic_types``)."""
 
 
 def build_method(name: str | TrainingMethod, **options) -> TrainingMethod:
