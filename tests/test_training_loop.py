@@ -164,7 +164,7 @@ def test_cli_trains_and_resumes(tmp_path, capsys):
             "--model-option", "hidden=(16,)", "--loss-option", "lam=0.05", "--out-dir", str(tmp_path)]
     assert main([*args, "--stop-after", "1"]) == 0
     first = json.loads(capsys.readouterr().out)
-    assert first["epoch"] == 1 and first["method"] == "sltt"
+    assert first["epoch"] == 1 and first["method"] == "sltt" and first["T"] == 2
     assert main([*args, "--resume"]) == 0
     assert json.loads(capsys.readouterr().out)["epoch"] == 2
     assert len(json.loads((tmp_path / "metrics.json").read_text())) == 2
@@ -182,8 +182,9 @@ def test_event_data_is_fed_time_major_and_T_comes_from_the_data():
     model = build_model("spiking_cnn", num_classes=2, input_shape=(5, 2, 6, 6), T=5, channels=(4,))
     model.register_forward_pre_hook(lambda m, inp: seen.append(tuple(inp[0].shape)))
     r = train(model=model, train_set=TensorDataset(frames[:, :3], y), test_set=TensorDataset(frames, y),
-              method="ottt_a", loss="ottt", T=5, epochs=1, batch_size=8, lr=0.1, progress=False)
+              method="ottt_a", loss="ottt", epochs=1, batch_size=8, lr=0.1, progress=False)
     assert (1, 8, 2, 6, 6) in seen  # online methods: one step of [1, B, 2, H, W]
     assert (5, 8, 2, 6, 6) in seen  # evaluation: the whole test sequence
     assert len([s for s in seen if s[0] == 1]) == 1 + 3 * 3  # OTTT's probe + 3 batches x 3 frames
     assert r.history[0]["test_accuracy"] is not None
+    assert r.config.T == 3  # T=None: the (training) data's frame count

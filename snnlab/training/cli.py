@@ -48,7 +48,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--method", default=d.method, choices=list(METHODS),
                    help="bptt | sltt | sltt_k (see --sltt-k) | ottt_a | ottt_o")
     g.add_argument("--loss", default=d.loss, choices=list(LOSSES), help="sdt (BPTT only) | tet | ottt | imp")
-    g.add_argument("--T", "-T", type=int, default=d.T, help="timesteps (event data: frames)")
+    g.add_argument("--T", "-T", type=int, default=d.T,
+                   help="timesteps (default: an event data set's own frame count, 4 for images)")
     g.add_argument("--sltt-k", type=int, default=None, help="K backward steps per batch for sltt_k")
     g.add_argument("--trace-decay", type=float, default=None,
                    help="OTTT trace decay λ (default: from the neurons, 1 - 1/τ)")

@@ -83,7 +83,8 @@ class TrainConfig:
     dataset: str = "digits"
     method: str = "bptt"
     loss: str = "tet"
-    T: int = 4
+    T: int | None = None
+    """Timesteps. None: the event data set's own (its preset's T), or 4 for static images."""
     epochs: int = 10
     batch_size: int = 64
     """Global batch: with N processes each takes batch_size / N."""
@@ -125,7 +126,8 @@ class TrainConfig:
         check_choice("schedule", self.schedule, SCHEDULES)
         if not custom_model and self.model not in MODELS:
             raise ValueError(f"unknown model {self.model!r}; valid names: {', '.join(sorted(MODELS))}.")
-        check_timesteps("T", self.T)
+        if self.T is not None:
+            check_timesteps("T", self.T)
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -181,8 +183,11 @@ class _StopRequest:
             signal.signal(sig, handler)
 
 
+DEFAULT_STATIC_T = 4
+
+
 def _resolve_data(cfg: TrainConfig, train_set, test_set):
-    """Data sets, input kind ('static'/'events'), per-step input shape and number of classes."""
+    """Data sets, input kind ('static'/'events'), per-step input shape, number of classes and T."""
     info = None
     if train_set is None:
         from snnlab.data import dataset_info, load_dataset
@@ -199,7 +204,13 @@ def _resolve_data(cfg: TrainConfig, train_set, test_set):
         kind = "events" if x0.dim() == 4 else "static"
         num_classes = cfg.model_options.get("num_classes")
     per_step = tuple(x0.shape[1:]) if kind == "events" else tuple(x0.shape)
-    return train_set, test_set, kind, per_step, num_classes
+    if cfg.T is not None:
+        T = cfg.T
+    elif kind == "events":  # the data set's T (not the training items', which RTD may shorten)
+        T = int(info["input_shape"][0]) if info is not None else int(x0.shape[0])
+    else:
+        T = DEFAULT_STATIC_T
+    return train_set, test_set, kind, per_step, num_classes, T
 
 
 def _build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -337,7 +348,8 @@ def _train(cfg, ctx, model, train_set, test_set, callbacks) -> TrainResult:
     ckpt_path = out_dir / CHECKPOINT_NAME if out_dir is not None else None
 
     seed_everything(cfg.seed)
-    train_set, test_set, kind, per_step, num_classes = _resolve_data(cfg, train_set, test_set)
+    train_set, test_set, kind, per_step, num_classes, T = _resolve_data(cfg, train_set, test_set)
+    cfg = dataclasses.replace(cfg, T=T)  # resolved: what the checkpoint records and the result reports
     if model is None:
         from snnlab.models import build_model
 
