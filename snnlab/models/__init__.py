@@ -17,6 +17,7 @@ from torch import nn
 from snnlab.checks import check_timesteps
 from snnlab.models.small import SpikingCNN, SpikingMLP, TimeFolded, make_neuron, spiking_cnn, spiking_mlp
 from snnlab.models import sew_resnet as _sew, spiking_resnet as _spk, seven_b_net as _7b
+from snnlab.models.atsn_vgg import atsn_vgg as _atsn_vgg
 from snnlab.models.ds_resnet import DSResNet, ds_resnet, ds_resnet20, ds_resnet_small
 
 __all__ = ["MODELS", "build_model", "SpikingMLP", "SpikingCNN", "TimeFolded", "make_neuron", "DSResNet"]
@@ -28,6 +29,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
        (("sew_resnet", _sew), ("spiking_resnet", _spk), ("plain_resnet", _spk)) for d in (18, 34, 50, 101, 152)},
     "seven_b_net": _7b.seven_b_net,
     "wide_seven_b_net": _7b.wide_seven_b_net,
+    "atsn_vgg": _atsn_vgg,
     "ds_resnet": ds_resnet, "ds_resnet20": ds_resnet20, "ds_resnet_small": ds_resnet_small,
 }
 """Model name -> builder ``(*, num_classes, input_shape, T, **options) -> nn.Module``."""

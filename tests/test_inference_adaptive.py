@@ -1,0 +1,211 @@
+"""Batched adaptive inference, the complexity counter (ATSN eq. 19) and ATSN's network."""
+
+import pytest
+import torch
+from torch import nn
+
+from snnlab.inference import (
+    ConfidenceExit,
+    EntropyExit,
+    FixedSteps,
+    SynapticOpCounter,
+    adaptive_inference,
+    confidence_scores,
+    fan_out,
+    fixed_inference,
+    select_samples,
+)
+from snnlab.models import build_model
+from snnlab.models.atsn_vgg import AtsnVGG, load_atsn_vgg, save_atsn_vgg
+from snnlab.neurons import LIFNode, MLFNode, NonSpikingIntegrator
+from snnlab.training import reset_model
+
+
+def _net(output="integrator", bn=True, seed=0):
+    torch.manual_seed(seed)
+    net = build_model("atsn_vgg", num_classes=10, input_shape=(1, 8, 8), T=4, output=output, bn=bn,
+                      channels=(6, 8), hidden=(16,))
+    with torch.no_grad():  # stronger weights so that the LIF layers spike
+        for m in net.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                m.weight.mul_(3.0)
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.3, 0.3)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 2.0)
+                m.bias.uniform_(-0.2, 0.5)
+    return net.eval()
+
+
+@pytest.fixture
+def batch():
+    g = torch.Generator().manual_seed(3)
+    return torch.rand(40, 1, 8, 8, generator=g) * 3
+
+
+def _rule_with_spread(net, x):
+    """A ConfidenceExit whose threshold sits inside the scores, so exits happen at several steps."""
+    out, _ = fixed_inference(net, x, T=4)
+    level = float(confidence_scores(out, "step")[:3].median())
+    return ConfidenceExit(level, 1.0), out
+
+
+def test_model_spikes_and_layers(batch):
+    net = _net()
+    lifs = [m for m in net.modules() if isinstance(m, LIFNode)]
+    assert len(lifs) == 3 and all(m.params.v_reset == 0.0 and not m.params.decay_input for m in lifs)
+    assert abs((1 - 1 / lifs[0].params.tau) - 0.5) < 1e-12
+    assert isinstance(net.output, NonSpikingIntegrator) and net.output.decay == 0.5
+    out, _ = fixed_inference(net, batch, T=4)
+    assert out.shape == (4, 40, 10) and torch.isfinite(out).all()
+    with SynapticOpCounter(net) as counter:
+        fixed_inference(net, batch, T=4)
+    rates = counter.report().firing_rates
+    assert all(0.0 < r < 1.0 for r in rates[1:])  # spiking layers are neither silent nor saturated
+    assert isinstance(_net(output="linear").output, nn.Identity)
+    with pytest.raises(ValueError):
+        AtsnVGG((8, 8), 10)
+    with pytest.raises(ValueError):
+        AtsnVGG((1, 8, 8), 10, output="spikes")
+
+
+def test_integrator_output_is_eq8(batch):
+    """f_t = τ f_{t-1} + W s_t: the integrator output equals the linear output accumulated with decay."""
+    net = _net()
+    lin = AtsnVGG((1, 8, 8), 10, channels=(6, 8), hidden=(16,), output="linear")
+    lin.load_state_dict(net.state_dict())
+    lin.eval()
+    f, _ = fixed_inference(net, batch, T=4)
+    w, _ = fixed_inference(lin, batch, T=4)
+    expected = [w[0]]
+    for t in range(1, 4):
+        expected.append(0.5 * expected[-1] + w[t])
+    assert torch.allclose(f, torch.stack(expected), atol=1e-5)
+
+
+def test_folded_network_matches(batch):
+    net = _net()
+    folded = net.folded()
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    a, _ = fixed_inference(net, batch, T=4)
+    b, _ = fixed_inference(folded, batch, T=4)
+    assert torch.allclose(a, b, atol=1e-4)
+    assert (a.argmax(-1) == b.argmax(-1)).double().mean() > 0.99
+
+
+def test_save_load_roundtrip(tmp_path, batch):
+    net = _net().folded()
+    path = save_atsn_vgg(net, tmp_path / "atsn.pt", T=4, note="test")
+    loaded, meta = load_atsn_vgg(path)
+    assert meta == {"T": 4, "note": "test"}
+    assert loaded.options == net.options
+    a, _ = fixed_inference(net, batch, T=4)
+    b, _ = fixed_inference(loaded, batch, T=4)
+    assert torch.equal(a, b)
+    with pytest.raises(FileNotFoundError):
+        load_atsn_vgg(tmp_path / "missing.pt")
+    torch.save({"format": "other"}, tmp_path / "bad.pt")
+    with pytest.raises(ValueError):
+        load_atsn_vgg(tmp_path / "bad.pt")
+    with pytest.raises(TypeError):
+        save_atsn_vgg(nn.Linear(2, 2), tmp_path / "x.pt")
+
+
+@pytest.mark.parametrize("output", ["integrator", "linear"])
+def test_adaptive_equals_offline_and_shrinks(batch, output):
+    net = _net(output)
+    rule, full = _rule_with_spread(net, batch)
+    offline = rule(full)
+    result = adaptive_inference(net, batch, rule, T=4)
+    assert torch.equal(result.steps, offline.steps)
+    assert torch.equal(result.predictions, offline.predictions)
+    assert len(set(result.steps.tolist())) >= 2
+    # the batch shrinks: at step t only the samples that have not exited are computed
+    expected_active = [int((offline.steps >= t).sum()) for t in range(1, 5) if (offline.steps >= t).any()]
+    assert result.active == expected_active and result.active[-1] < 40
+    # computed outputs equal the full run's; the others were never computed (NaN)
+    for t in range(4):
+        ran = result.steps > t
+        assert torch.allclose(result.outputs[t, ran], full[t, ran], atol=1e-5)
+        assert torch.isnan(result.outputs[t, ~ran]).all()
+    assert result.seconds > 0
+
+
+def test_adaptive_with_entropy_and_fixed(batch):
+    net = _net("linear")
+    full, _ = fixed_inference(net, batch, T=4)
+    for rule in (EntropyExit(0.5), FixedSteps()):
+        offline = rule(full)
+        result = adaptive_inference(net, batch, rule, T=4)
+        assert torch.equal(result.steps, offline.steps)
+        assert torch.equal(result.predictions, offline.predictions)
+    assert adaptive_inference(net, batch, FixedSteps(), T=4).active == [40] * 4
+    step_out, _ = fixed_inference(net, batch, T=4, step_by_step=True)
+    assert torch.allclose(step_out, full, atol=1e-5)
+
+
+def test_adaptive_input_checks(batch):
+    net = _net()
+    with pytest.raises(TypeError):
+        adaptive_inference(net, batch, "atsn", T=4)
+    with pytest.raises(ValueError):
+        adaptive_inference(net, batch, ConfidenceExit(), T=0)
+    with pytest.raises(ValueError):
+        adaptive_inference(net, batch[:, None], ConfidenceExit(), T=4, kind="events")  # 1 frame < T
+
+
+def test_select_samples_indexes_states():
+    lif, mlf, integ = LIFNode(step_mode="m"), MLFNode(step_mode="m"), NonSpikingIntegrator(step_mode="m")
+    x = torch.randn(2, 5, 3)
+    for m in (lif, mlf, integ):
+        m(x)
+    before = [lif.v.clone(), mlf.v.clone(), integ.v.clone()]
+    model = nn.ModuleList([lif, mlf, integ])
+    keep = torch.tensor([4, 1])
+    select_samples(model, keep)
+    assert torch.equal(lif.v, before[0][keep]) and torch.equal(integ.v, before[2][keep])
+    assert torch.equal(mlf.v, before[1][:, keep])
+    with pytest.raises(ValueError):
+        select_samples(model, torch.tensor([True, False]))
+
+
+def test_fan_out_exact():
+    conv = nn.Conv2d(2, 5, 3, padding=1)
+    fan = fan_out(conv, (2, 4, 4))
+    assert fan.shape == (2, 4, 4)
+    assert fan[0, 0, 0] == 5 * 4 and fan[0, 0, 1] == 5 * 6 and fan[1, 1, 1] == 5 * 9
+    assert fan_out(nn.Linear(7, 3), (7,)).tolist() == [3.0] * 7
+    with pytest.raises(TypeError):
+        fan_out(nn.ReLU(), (3,))
+
+
+def test_counter_counts_spikes_times_fanout(batch):
+    net = _net("linear")
+    x = batch[:12]
+    rule, full = _rule_with_spread(net, x)
+    # per-sample, per-step operations from single-sample fixed runs (step by step)
+    per_sample = []
+    for b in range(12):
+        ops = []
+        with SynapticOpCounter(net) as counter:
+            reset_model(net)
+            for t in range(4):
+                net(x[b:b + 1][None])
+                ops.append(counter.report().total)
+        reset_model(net)
+        per_sample.append(torch.tensor(ops).diff(prepend=torch.zeros(1)))
+    offline = rule(full)
+    expected_adaptive = sum(float(per_sample[b][: offline.steps[b]].sum()) for b in range(12))
+    expected_fixed = sum(float(p.sum()) for p in per_sample)
+    with SynapticOpCounter(net) as counter:
+        adaptive_inference(net, x, rule, T=4)
+    assert counter.report().total == pytest.approx(expected_adaptive)
+    with SynapticOpCounter(net) as counter:
+        fixed_inference(net, x, T=4)
+    report = counter.report()
+    assert report.total == pytest.approx(expected_fixed)
+    assert expected_adaptive < expected_fixed
+    # the classifier: every input spike costs out_features operations
+    assert report.operations[-1] == pytest.approx(report.nonzero[-1] * 10)
+    with pytest.raises(ValueError):
+        SynapticOpCounter(nn.ReLU())

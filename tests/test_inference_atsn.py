@@ -1,0 +1,192 @@
+"""ATSN / DTSNN exit rules (ATSN eqs. 5-10, 15-18) against hand-written formulas and loops."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from snnlab.inference import (
+    ConfidenceExit,
+    EntropyExit,
+    FixedSteps,
+    accuracy_by_steps,
+    confidence_levels,
+    confidence_scores,
+    confidence_sweep,
+    cumulative_output,
+    entropy_sweep,
+    first_pass_steps,
+    hardware_exit_passes,
+    mean_logit_probabilities,
+    normalized_entropy,
+    paper_grid,
+    readout_predictions,
+    step_probabilities,
+)
+
+
+@pytest.fixture
+def outputs():
+    g = torch.Generator().manual_seed(0)
+    # spread-out logits so that some samples are confident early and others never
+    scale = torch.rand(1, 200, 1, generator=g) * 12
+    out = torch.randn(4, 200, 10, generator=g) * scale
+    return out.float()
+
+
+@pytest.fixture
+def targets():
+    return torch.randint(0, 10, (200,), generator=torch.Generator().manual_seed(1))
+
+
+def _loop_exit(outputs, cl_init, tau, reads):
+    """Eqs. 9, 10, 15, 16 written as a plain loop over samples and steps, in Python floats."""
+    T, B, C = outputs.shape
+    steps, preds = [], []
+    for b in range(B):
+        y_sum = [0.0] * C
+        for t in range(1, T + 1):
+            f = outputs[t - 1, b].double().tolist()
+            z = sum(math.exp(v) for v in f)
+            o = [math.exp(v) / z for v in f]
+            y_sum = [a + c for a, c in zip(y_sum, o)]
+            y = [a / t for a in y_sum]
+            score = max(o) if reads == "step" else max(y)
+            if (t < T and score > cl_init * tau ** (t - 1)) or t == T:
+                steps.append(t)
+                preds.append(max(range(C), key=lambda i: y[i]))
+                break
+    return torch.tensor(steps), torch.tensor(preds)
+
+
+def test_probabilities_match_equations(outputs):
+    o = step_probabilities(outputs)
+    assert torch.allclose(o.sum(-1), torch.ones(4, 200, dtype=torch.float64))
+    y = cumulative_output(outputs)
+    assert torch.allclose(y[2], (o[0] + o[1] + o[2]) / 3)                      # eq. 10
+    pi = mean_logit_probabilities(outputs)
+    assert torch.allclose(pi[1], ((outputs[0] + outputs[1]).double() / 2).softmax(-1))  # DTSNN eq. 5
+
+
+def test_confidence_levels_eq15():
+    levels = confidence_levels(4, 0.99, 0.9)
+    assert torch.allclose(levels, torch.tensor([0.99, 0.99 * 0.9, 0.99 * 0.81, 0.99 * 0.729], dtype=torch.float64))
+    with pytest.raises(ValueError):
+        confidence_levels(4, 1.5, 0.9)
+    with pytest.raises(ValueError):
+        confidence_levels(0, 0.9, 0.9)
+
+
+@pytest.mark.parametrize("reads", ["step", "cumulative"])
+@pytest.mark.parametrize("cl_init,tau", [(0.9, 0.95), (0.99, 0.999), (0.5, 1.0)])
+def test_confidence_exit_matches_loop(outputs, reads, cl_init, tau):
+    result = ConfidenceExit(cl_init, tau, reads=reads)(outputs)
+    steps, preds = _loop_exit(outputs, cl_init, tau, reads)
+    assert torch.equal(result.steps, steps)
+    assert torch.equal(result.predictions, preds)
+    assert 1 < len(set(steps.tolist()))  # the fixture really exercises early and late exits
+
+
+def test_reads_differ_and_step_reading_exits_no_later_at_t2(outputs):
+    step = ConfidenceExit(0.9, 0.99, reads="step")(outputs)
+    cum = ConfidenceExit(0.9, 0.99, reads="cumulative")(outputs)
+    assert not torch.equal(step.steps, cum.steps)
+    # at t = 1 both readings are the same softmax: the same samples exit at step 1
+    assert torch.equal(step.steps == 1, cum.steps == 1)
+
+
+def test_hardware_form_exits_at_the_same_steps(outputs):
+    """Eqs. 17-18 (no division) vs eqs. 9 + 16 (softmax): identical exit steps over a grid."""
+    for cl in (0.5, 0.9, 0.99, 0.999, 0.9998):
+        for tau in (0.9, 0.995, 0.9998, 1.0):
+            soft = ConfidenceExit(cl, tau)(outputs)
+            hard = ConfidenceExit(cl, tau, hardware=True)(outputs)
+            assert torch.equal(soft.steps, hard.steps)
+            assert torch.equal(soft.predictions, hard.predictions)
+    # written out without the max-shift, on small logits where exp cannot overflow
+    small = outputs[:, :20] / 4
+    levels = confidence_levels(4, 0.6, 0.9)
+    sigma = small.double().exp()
+    literal = sigma.max(-1).values > levels[:, None] * sigma.sum(-1)
+    assert torch.equal(hardware_exit_passes(small, levels), literal)
+    # large potentials overflow a literal exp in float64 but not the shifted form
+    huge = outputs * 200
+    assert torch.equal(ConfidenceExit(0.99, 0.99, hardware=True)(huge).steps, ConfidenceExit(0.99, 0.99)(huge).steps)
+    with pytest.raises(ValueError, match="reads='step'"):
+        ConfidenceExit(reads="cumulative", hardware=True)
+
+
+def test_tau_one_is_a_single_threshold(outputs):
+    rule = ConfidenceExit(0.95, 1.0)
+    scores = confidence_scores(outputs, "step")
+    steps = first_pass_steps(scores > 0.95)
+    assert torch.equal(rule(outputs).steps, steps)
+
+
+def test_first_pass_steps_forces_exit_at_T():
+    # [T=3, B=4]: sample 0 passes only at T, 1 at step 1, 2 never, 3 at step 2
+    passes = torch.tensor([[False, True, False, False], [False, True, False, True], [True, False, False, False]])
+    assert first_pass_steps(passes).tolist() == [3, 1, 3, 2]
+    with pytest.raises(ValueError):
+        first_pass_steps(passes.int())
+
+
+def test_sweep_equals_single_rules(outputs, targets):
+    grid = paper_grid()
+    assert len(grid) == 25 and grid[0] == 0.995 and grid[-1] == 0.9998
+    cls, taus = [0.5, 0.9, 0.995, 0.9998], [0.8, 0.99, 1.0]
+    for reads in ("step", "cumulative"):
+        sweep = confidence_sweep(outputs, targets, cls, taus, reads=reads)
+        for i, cl in enumerate(cls):
+            for j, tau in enumerate(taus):
+                single = ConfidenceExit(cl, tau, reads=reads)(outputs)
+                assert sweep.mean_steps[i, j] == single.mean_steps
+                assert sweep.max_steps[i, j] == single.max_steps
+                assert sweep.accuracy[i, j] == single.accuracy(targets)
+    with pytest.raises(ValueError):
+        confidence_sweep(outputs, targets, [1.2], [0.9])
+
+
+def test_entropy_eq6_and_exit(outputs, targets):
+    pi = mean_logit_probabilities(outputs)
+    e = normalized_entropy(outputs)
+    manual = -(pi * pi.log()).sum(-1) / math.log(10)
+    assert torch.allclose(e, manual)
+    assert float(e.min()) >= 0 and float(e.max()) <= 1 + 1e-12
+    # uniform output: entropy 1; a one-hot-like output: ~0
+    flat = torch.zeros(2, 1, 10)
+    assert torch.allclose(normalized_entropy(flat), torch.ones(2, 1, dtype=torch.float64))
+    rule = EntropyExit(0.3)
+    result = rule(outputs)
+    passes = e < 0.3
+    for b in range(outputs.shape[1]):
+        hits = [t for t in range(3) if passes[t, b]]
+        expected = hits[0] + 1 if hits else 4
+        assert result.steps[b] == expected
+        assert result.predictions[b] == pi[expected - 1, b].argmax()
+    sweep = entropy_sweep(outputs, targets, [0.0, 0.3, 1.0])
+    assert sweep["mean_steps"][0] == 4.0 and sweep["mean_steps"][1] == result.mean_steps
+    assert sweep["accuracy"][1] == result.accuracy(targets)
+    with pytest.raises(ValueError):
+        EntropyExit(1.5)
+
+
+def test_readouts_and_accuracy_by_steps(outputs, targets):
+    acc = accuracy_by_steps(outputs, targets, "mean_softmax")
+    preds = readout_predictions(outputs, "mean_softmax")
+    assert acc.shape == (4,)
+    assert acc[3] == (preds[3] == targets).double().mean()
+    # at t = 1 all three readouts agree
+    for r in ("mean_logits", "step_softmax"):
+        assert torch.equal(readout_predictions(outputs, r)[0], preds[0])
+    assert torch.equal(FixedSteps("mean_logits")(outputs).steps, torch.full((200,), 4))
+    with pytest.raises(ValueError):
+        readout_predictions(outputs, "votes")
+
+
+def test_bad_outputs_raise():
+    with pytest.raises(ValueError):
+        ConfidenceExit()(torch.zeros(4, 3))
+    with pytest.raises(ValueError, match="NaN"):
+        ConfidenceExit()(torch.full((2, 3, 4), float("nan")))
