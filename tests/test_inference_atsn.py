@@ -190,3 +190,35 @@ def test_bad_outputs_raise():
         ConfidenceExit()(torch.zeros(4, 3))
     with pytest.raises(ValueError, match="NaN"):
         ConfidenceExit()(torch.full((2, 3, 4), float("nan")))
+
+
+def test_exit_explorer_draws_and_reports(outputs, targets):
+    from matplotlib.figure import Figure
+
+    from snnlab.viz.atsn import draw_exit_explorer, plot_sweep_heatmap
+
+    fig = Figure()
+    shown = draw_exit_explorer(fig, outputs, targets, 0.9, 0.99)
+    rule = ConfidenceExit(0.9, 0.99)(outputs)
+    assert shown == {"accuracy": rule.accuracy(targets), "mean_steps": rule.mean_steps}
+    bars = fig.axes[1].patches
+    assert [int(b.get_height()) for b in bars] == torch.bincount(rule.steps, minlength=5)[1:].tolist()
+    fig = Figure()
+    ax = fig.add_subplot()
+    sweep = confidence_sweep(outputs, targets, paper_grid(), paper_grid())
+    image = plot_sweep_heatmap(ax, sweep, "mean_steps")
+    assert np.array_equal(image.get_array(), sweep.mean_steps)
+
+
+def test_train_variant_returns_folded_network():
+    from snnlab.data import load_dataset
+    from snnlab.inference.ablation import VARIANTS, train_variant
+    from snnlab.models.atsn_vgg import AtsnVGG
+
+    data = load_dataset("digits", train=True, augment=False)
+    net, history = train_variant("neuron_loss", train_set=data, epochs=1, max_batches=1, batch_size=16)
+    assert isinstance(net, AtsnVGG) and not net.options["bn"] and not net.training
+    assert net.options["output"] == "integrator" and len(history) == 1
+    assert set(VARIANTS) == {"baseline", "neuron", "loss", "neuron_loss", "dtsnn"}
+    with pytest.raises(ValueError):
+        train_variant("atsn", train_set=data, epochs=1)
