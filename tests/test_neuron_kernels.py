@@ -576,3 +576,17 @@ def test_bad_mlf_and_integrator_parameters_raise():
 def test_numba_backend_refuses_what_it_cannot_run():
     with pytest.raises(ValueError, match="backend='numba'"):
         LIFNode(step_mode="m", backend="numba")(torch.rand(3, 4, dtype=torch.float16))
+
+
+@pytest.mark.parametrize("which", ["v_last", "spikes"])
+def test_gradient_through_one_output_only(which):
+    """Autograd passes None for an unused output's gradient (not zeros); both backends agree."""
+    x, v0, _, _ = _inputs(15)
+    grads = []
+    for backend in ("numba", "torch"):
+        xx = x.clone().requires_grad_()
+        s, v = spiking_multi_step(xx, v0, NeuronParams(), ArcTan(), backend=backend)
+        (v.sum() if which == "v_last" else s.sum()).backward()
+        grads.append(xx.grad)
+    torch.testing.assert_close(grads[0], grads[1], **_tol())
+    assert grads[0].abs().sum() > 0

@@ -283,7 +283,7 @@ def _backward_chunk(ht, gst, gxt, gv, gh, n, code, q1, q2, one, zero, vth, vrese
 def spiking_backward(gs, gv_last, h, v0, prm, charge, hard, detach, cut, gx, gv0, want_dk, block):
     """Surrogate backward of :func:`spiking_forward` from the stored ``h[T, N]``.
 
-    ``gs[T, N]`` is ∂L/∂S, ``gv_last[N]`` ∂L/∂V after the last step. Writes ∂L/∂X into
+    ``gs[T, N]`` is ∂L/∂S, ``gv_last[N]`` ∂L/∂V after the last step (empty: 0). Writes ∂L/∂X into
     ``gx[T, N]`` and ∂L/∂V0 into ``gv0[N]`` (0 when ``cut``). Returns ∂L/∂k summed over neurons
     and time when ``want_dk`` (PLIF's learnable k = 1/τ; accumulated in float64 per block and
     summed in block order, so the result does not depend on the thread count), else 0.
@@ -320,7 +320,7 @@ def spiking_backward(gs, gv_last, h, v0, prm, charge, hard, detach, cut, gx, gv0
     for b in prange(nblk):
         lo = b * block
         hi = min(lo + block, N)
-        gv = gv_last[lo:hi].copy()
+        gv = _initial(gv_last, lo, hi, zero, h.dtype)
         gh = np.empty(CHUNK, dtype=h.dtype)
         acc = 0.0
         for t in range(T - 1, -1, -1):
@@ -451,7 +451,7 @@ def mlf_backward(g, gv_last, x, v0, th, prm, detach, cut, gx, gv0, block):
                     h = _charge(vi[j], xt[j], k, leak, CHARGE_LIF)
                     hb[j] = h
                     vi[j] = vreset if (h - vth) >= zero else h
-        gv = gv_last[:, lo:hi].copy()
+        gv = _initial_levels(gv_last, K, lo, hi, zero, x.dtype)
         sg = np.empty(n, dtype=x.dtype)
         for t in range(T - 1, -1, -1):
             gt = g[t, lo:hi]

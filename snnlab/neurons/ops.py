@@ -159,6 +159,7 @@ class _SpikingFunction(torch.autograd.Function):
             # H, plus the initial potential only when PLIF's ∂H/∂k needs V[t-1] at t = 0
             ctx.save_for_backward(h, v0 if plif else None)
         ctx.cfg, ctx.prm, ctx.plif = cfg, prm, plif
+        ctx.set_materialize_grads(False)  # an unused output's gradient arrives as None, not zeros
         return spikes, v_last
 
     @staticmethod
@@ -166,7 +167,8 @@ class _SpikingFunction(torch.autograd.Function):
         h, v0 = ctx.saved_tensors
         cfg = ctx.cfg
         gs = _contig(g_spikes, h)
-        gvl = _contig(g_v_last, h[0])
+        # no gradient for the final potential (the usual case): an empty vector, read as zeros
+        gvl = h.new_empty((0,)) if g_v_last is None else _contig(g_v_last, h[0])
         gx = _new(h)
         gv0 = _new(h[0])
         with _launch(h.shape[1], h.numel()) as block:
@@ -268,6 +270,7 @@ class _MLFFunction(torch.autograd.Function):
         if any(ctx.needs_input_grad[:2]):
             ctx.save_for_backward(x, v0)  # the K potentials are recomputed in the backward
         ctx.cfg, ctx.th, ctx.prm = cfg, th, prm
+        ctx.set_materialize_grads(False)
         return out, v_last
 
     @staticmethod
@@ -277,7 +280,7 @@ class _MLFFunction(torch.autograd.Function):
         g = _contig(g_out, x)
         gx = _new(x)
         gv0 = buffers.empty((len(ctx.th), x.shape[1]), x.dtype)
-        gvl = _contig(g_v_last, gv0)
+        gvl = x.new_empty((len(ctx.th), 0)) if g_v_last is None else _contig(g_v_last, gv0)
         T, Kl = x.shape[0], len(ctx.th)
         with _launch(x.shape[1], x.numel() * Kl, _mlf_backward_block(T, Kl)) as block:
             K.mlf_backward(
