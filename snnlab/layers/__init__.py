@@ -1,4 +1,4 @@
-"""Network layers beyond convolutions: SEW connect functions and residual blocks."""
+"""Network layers beyond convolutions: SEW connect functions, residual blocks, scaled weight standardisation."""
 
 from snnlab.layers.attention import SpatialAttention, spatial_attention_map
 from snnlab.layers.residual import (
@@ -11,6 +11,7 @@ from snnlab.layers.residual import (
     constant_spike_bias,
     spiking_neuron,
 )
+from snnlab.layers.scaled_ws import OTTT_GAMMA, ScaledWSConv2d, ScaledWSLinear, SpikeScale, standardize_weight
 from snnlab.layers.sew import CONNECT_FUNCTIONS, SEWConnect, check_connect, sew_connect
 from snnlab.layers.tdbn import TDBatchNorm
 
@@ -30,4 +31,9 @@ __all__ = [
     "SeqConvBN",
     "constant_spike_bias",
     "spiking_neuron",
+    "OTTT_GAMMA",
+    "ScaledWSConv2d",
+    "ScaledWSLinear",
+    "SpikeScale",
+    "standardize_weight",
 ]

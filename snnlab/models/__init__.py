@@ -19,8 +19,9 @@ from snnlab.models.small import SpikingCNN, SpikingMLP, TimeFolded, make_neuron,
 from snnlab.models import sew_resnet as _sew, spiking_resnet as _spk, seven_b_net as _7b
 from snnlab.models.atsn_vgg import atsn_vgg as _atsn_vgg
 from snnlab.models.ds_resnet import DSResNet, ds_resnet, ds_resnet20, ds_resnet_small
+from snnlab.models.vgg import OTTTVGG, ottt_vgg, ottt_vgg_f
 
-__all__ = ["MODELS", "build_model", "SpikingMLP", "SpikingCNN", "TimeFolded", "make_neuron", "DSResNet"]
+__all__ = ["MODELS", "build_model", "SpikingMLP", "SpikingCNN", "TimeFolded", "make_neuron", "OTTTVGG", "DSResNet"]
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "spiking_mlp": spiking_mlp,
@@ -31,6 +32,8 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "wide_seven_b_net": _7b.wide_seven_b_net,
     "atsn_vgg": _atsn_vgg,
     "ds_resnet": ds_resnet, "ds_resnet20": ds_resnet20, "ds_resnet_small": ds_resnet_small,
+    "ottt_vgg": ottt_vgg,
+    "ottt_vgg_f": ottt_vgg_f,
 }
 """Model name -> builder ``(*, num_classes, input_shape, T, **options) -> nn.Module``."""
 

@@ -1,0 +1,132 @@
+"""OTTT's VGG and VGG-F: architecture, registry, zero-init feedback, causality, training methods."""
+
+import pytest
+import torch
+from torch import nn
+
+from snnlab.layers import ScaledWSConv2d, SpikeScale
+from snnlab.models import MODELS, OTTTVGG, build_model
+from snnlab.models.vgg import OTTT_VGG_CONFIG, vgg_channels
+from snnlab.neurons import LIFNode, NonSpikingIntegrator
+from snnlab.training import build_loss, build_method, compute_gradients, reset_model, time_major
+
+
+def _vgg(name="ottt_vgg", seed=0, shape=(1, 8, 8), width=0.125, **kw):
+    torch.manual_seed(seed)
+    return build_model(name, num_classes=10, input_shape=shape, T=3, width=width, **kw)
+
+
+def _fire(model, bias=0.8):
+    """Raise every conv bias so that all layers fire (an untrained VGG is nearly silent at depth)."""
+    with torch.no_grad():
+        for mod in model.modules():
+            if isinstance(mod, ScaledWSConv2d):
+                mod.bias.fill_(bias)
+    return model
+
+
+def _batch(T=3, B=4, shape=(1, 8, 8), seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return time_major(torch.randn(B, *shape, generator=g) * 2, T, "static"), torch.randint(0, 10, (B,), generator=g)
+
+
+def test_registry_and_the_papers_layer_sequence():
+    assert "ottt_vgg" in MODELS and "ottt_vgg_f" in MODELS
+    m = _vgg(width=1.0, shape=(3, 32, 32))
+    convs = [mod for mod in m.modules() if isinstance(mod, ScaledWSConv2d)]
+    assert [c.out_channels for c in convs] == [64, 128, 256, 512, 512, 512, 512]
+    assert all(c.kernel_size == (3, 3) for c in convs)
+    assert sum(isinstance(mod, nn.AvgPool2d) for mod in m.modules()) == 3
+    assert sum(isinstance(mod, LIFNode) for mod in m.modules()) == 7
+    scales = [mod for mod in m.modules() if isinstance(mod, SpikeScale)]
+    assert len(scales) == 7 and all(s.gamma == 2.74 for s in scales)
+    assert type(m.classifier) is nn.Linear and m.classifier.in_features == 512
+    assert isinstance(m.readout, NonSpikingIntegrator) and m.readout.decay == 0.0
+    # parameters of the listed architecture: 7 convs (+ bias + gain) and the FC
+    chans = [3, 64, 128, 256, 512, 512, 512, 512]
+    expected = sum(9 * a * b + 2 * b for a, b in zip(chans, chans[1:])) + 512 * 10 + 10
+    assert sum(p.numel() for p in m.parameters()) == expected
+    neuron = next(mod for mod in m.modules() if isinstance(mod, LIFNode))
+    assert neuron.params.tau == 2.0 and neuron.params.soft_reset and not neuron.params.decay_input
+
+
+def test_width_multiplier():
+    assert vgg_channels(0.125) == [8, 16, "A", 32, "A", 64, 64, "A", 64, 64]
+    assert vgg_channels(1.0) == list(OTTT_VGG_CONFIG)
+    with pytest.raises(ValueError, match="width"):
+        vgg_channels(0.0)
+
+
+def test_output_shape_and_prediction_is_argmax_of_summed_potential():
+    m = _vgg()
+    x, y = _batch()
+    out = m(x)
+    assert out.shape == (3, 4, 10)
+    loss = build_loss("ottt")
+    assert torch.equal(loss.predict(out), out.sum(0).argmax(-1))
+
+
+def test_feedback_starts_at_zero_so_vgg_f_equals_vgg():
+    a, b = _fire(_vgg("ottt_vgg")), _vgg("ottt_vgg_f")
+    missing = b.load_state_dict(a.state_dict(), strict=False)
+    assert missing.missing_keys == ["feedback.layers.weight"] and not missing.unexpected_keys
+    assert torch.count_nonzero(b.feedback.layers.weight) == 0
+    x, _ = _batch(T=4)
+    with torch.no_grad():
+        assert torch.equal(a(x), b(x))
+        b.feedback.layers.weight.normal_(0, 1.0)
+        reset_model(a); reset_model(b)
+        ya, yb = a(x), b(x)
+    assert torch.equal(ya[0], yb[0])  # no feedback at t = 0
+    assert not torch.equal(ya[1:], yb[1:])  # it acts from t = 1 on
+
+
+@pytest.mark.parametrize("name", ["ottt_vgg", "ottt_vgg_f"])
+def test_stepwise_calls_match_one_sequence(name):
+    m = _fire(_vgg(name))
+    if m.feedback is not None:
+        with torch.no_grad():
+            m.feedback.layers.weight.normal_(0, 0.3)
+    x, _ = _batch(T=4)
+    with torch.no_grad():
+        whole = m(x)
+        reset_model(m)
+        steps = torch.cat([m(x[t : t + 1]) for t in range(4)])
+    assert torch.allclose(whole, steps, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["ottt_vgg", "ottt_vgg_f"])
+def test_training_methods_run_and_ottt_traces_every_layer_after_a_neuron(name):
+    m = _vgg(name)
+    x, y = _batch()
+    loss = build_loss("ottt")
+    for method_name in ("bptt", "ottt_a", "ottt_o"):
+        method = build_method(method_name)
+        opt = torch.optim.SGD(m.parameters(), lr=0.01)
+        result = method.train_step(m, x, y, loss, opt)
+        assert torch.isfinite(torch.tensor(result.loss))
+        if method_name != "bptt":
+            traced = method.traced_layers(m)
+            # every conv but the first (raw image) and the classifier; the feedback conv is detached
+            assert len(traced) == 7 and "classifier" in traced and "first_conv.layers" not in traced
+            assert not any(t.startswith("feedback") for t in traced)
+        method.detach(m)
+
+
+def test_feedback_weight_learns_from_zero_under_ottt():
+    m = _fire(_vgg("ottt_vgg_f"))  # the feedback must carry spikes
+    x, y = _batch(T=4)
+    grads = compute_gradients("ottt_a", m, x, y, build_loss("ottt"))
+    assert grads["feedback.layers.weight"].abs().sum() > 0
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="per-step input shape"):
+        OTTTVGG((8, 8), 10)
+    with pytest.raises(ValueError, match="too small"):
+        OTTTVGG((1, 4, 4), 10)
+    with pytest.raises(ValueError, match="start with a conv"):
+        OTTTVGG((1, 8, 8), 10, config=("A", 8))
+    m = _vgg()
+    with pytest.raises(ValueError, match="time-major"):
+        m(torch.randn(3, 4, 1, 9, 9))
