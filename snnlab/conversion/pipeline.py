@@ -75,12 +75,20 @@ def train_ann(model: nn.Module, train_data, *, epochs: int = 10, lr: float = 1e-
     check_timesteps("epochs", epochs)
     check_positive("lr", lr)
     torch.manual_seed(seed)
+    model.train()
+    history = _fit(model, list(model.parameters()), train_data, epochs=epochs, lr=lr, batch_size=batch_size,
+                   weight_decay=weight_decay, seed=seed)
+    model.eval()
+    return history
+
+
+def _fit(model, params, train_data, *, epochs, lr, batch_size, weight_decay, seed) -> list[dict]:
+    """Adam + cosine annealing (per step) + cross-entropy over ``params``; per-epoch history."""
     loader = _loader(train_data, batch_size, True, seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * len(loader))
     history = []
     for epoch in range(epochs):
-        model.train()
         total, correct, loss_sum = 0, 0, 0.0
         for x, y in loader:
             out = model(x)
@@ -93,7 +101,6 @@ def train_ann(model: nn.Module, train_data, *, epochs: int = 10, lr: float = 1e-
             correct += int((out.argmax(1) == y).sum())
             loss_sum += float(loss.detach()) * len(y)
         history.append({"epoch": epoch + 1, "loss": loss_sum / total, "train_accuracy": correct / total})
-    model.eval()
     return history
 
 
@@ -325,27 +332,12 @@ def fine_tune(snn: ConvertedSNN, train_data, *, epochs: int = 1, lr: float = 1e-
     frozen = {id(p) for p in params}
     for p in snn.parameters():
         p.requires_grad_(id(p) in frozen)
-    loader = _loader(train_data, batch_size, True, seed)
-    opt = torch.optim.Adam(params, lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * len(loader))
-    history = []
     snn.eval()  # BN uses running statistics; neurons have no train/eval difference
-    for epoch in range(epochs):
-        total, correct, loss_sum = 0, 0, 0.0
-        for x, y in loader:
-            out = snn(x)
-            loss = F.cross_entropy(out, y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += len(y)
-            correct += int((out.argmax(1) == y).sum())
-            loss_sum += float(loss.detach()) * len(y)
-        history.append({"epoch": epoch + 1, "loss": loss_sum / total, "train_accuracy": correct / total})
-    for p in snn.parameters():
-        p.requires_grad_(True)
-    return history
+    try:
+        return _fit(snn, params, train_data, epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=0.0, seed=seed)
+    finally:
+        for p in snn.parameters():
+            p.requires_grad_(True)
 
 
 _LINEAR_OPS = (nn.Conv2d, nn.Linear, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Flatten, nn.Identity, nn.Dropout)
