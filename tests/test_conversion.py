@@ -18,6 +18,7 @@ from snnlab.conversion import (
 from snnlab.models.ann import ANN_MODELS, digits_cnn, resnet20, vgg16
 
 ENC = ThresholdParams(1.5, 0.2, 0.45)
+K_GRID = np.geomspace(0.05, 3.0, 12)  # a coarser decay grid than the default keeps the tests fast
 CAL = ThresholdParams(0.6, -0.1, 0.5)
 
 
@@ -212,7 +213,8 @@ def test_stepwise_simulation_matches_the_vectorised_conversion(kind):
     ann = fold_batchnorm(_trained_small_net())
     x = torch.randn(40, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
     T = 5
-    thresholds = thresholds_from_statistics(relu_preactivations(ann, x), T, calibrate=kind == "sc_ttfs")
+    thresholds = thresholds_from_statistics(relu_preactivations(ann, x), T, calibrate=kind == "sc_ttfs",
+                                            k_grid=K_GRID)
     snn = convert(ann, kind, T=T, thresholds=thresholds).double()
     with torch.no_grad():
         vectorised = snn(x)
@@ -234,7 +236,8 @@ def test_converted_net_approaches_the_ann_as_T_grows_and_calibration_helps():
     errors = {}
     for kind in ("ttfs", "sc_ttfs"):
         for T in (3, 24):
-            snn = convert(ann, kind, T=T, thresholds=thresholds_from_statistics(pre, T, calibrate=kind == "sc_ttfs"))
+            snn = convert(ann, kind, T=T, thresholds=thresholds_from_statistics(pre, T, calibrate=kind == "sc_ttfs",
+                                                                                      k_grid=K_GRID))
             with torch.no_grad():
                 errors[kind, T] = float((snn.double()(x) - target).abs().mean())
     assert errors["sc_ttfs", 24] < errors["sc_ttfs", 3]
@@ -269,7 +272,7 @@ def test_fine_tune_trains_thresholds_and_bn_only():
     ann = _trained_small_net().float()
     x = torch.randn(64, 1, 8, 8, generator=torch.Generator().manual_seed(2))
     y = ann(x).argmax(1).detach()
-    snn = convert(ann, "sc_ttfs", T=4, thresholds=thresholds_from_statistics(relu_preactivations(ann, x), 4))
+    snn = convert(ann, "sc_ttfs", T=4, thresholds=thresholds_from_statistics(relu_preactivations(ann, x), 4, k_grid=K_GRID))
     before = {n: p.detach().clone() for n, p in snn.named_parameters()}
     history = fine_tune(snn, (x, y), epochs=2, lr=1e-2, batch_size=32)
     assert len(history) == 2 and all(np.isfinite(h["loss"]) for h in history)
