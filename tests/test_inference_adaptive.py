@@ -209,3 +209,16 @@ def test_counter_counts_spikes_times_fanout(batch):
     assert report.operations[-1] == pytest.approx(report.nonzero[-1] * 10)
     with pytest.raises(ValueError):
         SynapticOpCounter(nn.ReLU())
+
+
+def test_compare_wallclock(batch):
+    from snnlab.inference import compare_wallclock
+
+    net = _net()
+    rule, full = _rule_with_spread(net, batch)
+    timing = compare_wallclock(net, batch, rule, T=4, repeats=2)
+    assert set(timing) == {"fixed", "fixed_stepwise", "adaptive", "sample_steps"}
+    assert all(timing[k] > 0 for k in ("fixed", "fixed_stepwise", "adaptive"))
+    assert timing["sample_steps"] == pytest.approx(rule(full).mean_steps / 4)
+    with pytest.raises(ValueError):
+        compare_wallclock(net, batch, rule, T=4, repeats=0)

@@ -18,7 +18,9 @@ from snnlab.inference.atsn import (
     step_probabilities,
 )
 from snnlab.inference.dtsnn import EntropyExit, entropy_sweep, normalized_entropy
-from snnlab.inference.adaptive import AdaptiveResult, adaptive_inference, fixed_inference, select_samples, step_input
+from snnlab.inference.adaptive import (
+    AdaptiveResult, adaptive_inference, compare_wallclock, fixed_inference, select_samples, step_input,
+)
 from snnlab.inference.complexity import ComplexityReport, SynapticOpCounter, fan_out
 
 __all__ = [
@@ -27,6 +29,6 @@ __all__ = [
     "confidence_sweep", "cumulative_output", "hardware_exit_passes", "mean_logit_probabilities", "paper_grid",
     "readout_predictions", "step_probabilities",
     "EntropyExit", "entropy_sweep", "normalized_entropy",
-    "AdaptiveResult", "adaptive_inference", "fixed_inference", "select_samples", "step_input",
+    "AdaptiveResult", "adaptive_inference", "compare_wallclock", "fixed_inference", "select_samples", "step_input",
     "ComplexityReport", "SynapticOpCounter", "fan_out",
 ]

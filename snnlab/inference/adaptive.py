@@ -26,7 +26,8 @@ from snnlab.inference.exit_rule import ExitRule
 from snnlab.neurons import MLFNode, StatefulNode
 from snnlab.training.state import reset_model
 
-__all__ = ["AdaptiveResult", "select_samples", "step_input", "adaptive_inference", "fixed_inference"]
+__all__ = ["AdaptiveResult", "select_samples", "step_input", "adaptive_inference", "fixed_inference",
+           "compare_wallclock"]
 
 
 def select_samples(model: nn.Module, keep: torch.Tensor) -> None:
@@ -154,3 +155,26 @@ def fixed_inference(model: nn.Module, x: torch.Tensor, *, T: int, kind: str = "s
         reset_model(model)
         model.train(was_training)
     return out, seconds
+
+
+def compare_wallclock(model: nn.Module, x: torch.Tensor, rule: ExitRule, *, T: int, kind: str = "static",
+                      repeats: int = 5) -> dict[str, float]:
+    """Median wall-clock seconds of three ways to classify the batch ``x``:
+
+    ``fixed``: all T steps in one multi-step call (the usual fixed-T path); ``fixed_stepwise``: all T
+    steps, one call per step (the adaptive loop without exits); ``adaptive``: :func:`adaptive_inference`.
+    The three are interleaved in every repeat, so a change of machine load hits them alike.
+    ``sample_steps`` is the fraction of the T·B sample-steps the adaptive run computed.
+    """
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be an int >= 1, got {repeats!r}.")
+    times: dict[str, list[float]] = {"fixed": [], "fixed_stepwise": [], "adaptive": []}
+    result = None
+    for _ in range(repeats):
+        times["fixed"].append(fixed_inference(model, x, T=T, kind=kind)[1])
+        times["fixed_stepwise"].append(fixed_inference(model, x, T=T, kind=kind, step_by_step=True)[1])
+        result = adaptive_inference(model, x, rule, T=T, kind=kind)
+        times["adaptive"].append(result.seconds)
+    medians = {k: float(torch.tensor(v).median()) for k, v in times.items()}
+    medians["sample_steps"] = sum(result.active) / (T * x.shape[0])
+    return medians
