@@ -159,22 +159,30 @@ def fixed_inference(model: nn.Module, x: torch.Tensor, *, T: int, kind: str = "s
 
 def compare_wallclock(model: nn.Module, x: torch.Tensor, rule: ExitRule, *, T: int, kind: str = "static",
                       repeats: int = 5) -> dict[str, float]:
-    """Median wall-clock seconds of three ways to classify the batch ``x``:
+    """Median wall-clock and CPU seconds of three ways to classify the batch ``x``:
 
     ``fixed``: all T steps in one multi-step call (the usual fixed-T path); ``fixed_stepwise``: all T
     steps, one call per step (the adaptive loop without exits); ``adaptive``: :func:`adaptive_inference`.
+    Keys ``<name>`` hold wall-clock seconds, ``<name>_cpu`` the CPU seconds of this process
+    (``time.process_time``: on a shared machine it leaves out the time the process waited for a core).
     The three are interleaved in every repeat, so a change of machine load hits them alike.
     ``sample_steps`` is the fraction of the T·B sample-steps the adaptive run computed.
     """
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats must be an int >= 1, got {repeats!r}.")
-    times: dict[str, list[float]] = {"fixed": [], "fixed_stepwise": [], "adaptive": []}
+    names = ("fixed", "fixed_stepwise", "adaptive")
+    times: dict[str, list[float]] = {k: [] for n in names for k in (n, n + "_cpu")}
     result = None
     for _ in range(repeats):
-        times["fixed"].append(fixed_inference(model, x, T=T, kind=kind)[1])
-        times["fixed_stepwise"].append(fixed_inference(model, x, T=T, kind=kind, step_by_step=True)[1])
-        result = adaptive_inference(model, x, rule, T=T, kind=kind)
-        times["adaptive"].append(result.seconds)
-    medians = {k: float(torch.tensor(v).median()) for k, v in times.items()}
+        for name in names:
+            cpu = time.process_time()
+            if name == "adaptive":
+                result = adaptive_inference(model, x, rule, T=T, kind=kind)
+                wall = result.seconds
+            else:
+                wall = fixed_inference(model, x, T=T, kind=kind, step_by_step=name == "fixed_stepwise")[1]
+            times[name + "_cpu"].append(time.process_time() - cpu)
+            times[name].append(wall)
+    medians = {k: float(torch.tensor(v, dtype=torch.float64).median()) for k, v in times.items()}
     medians["sample_steps"] = sum(result.active) / (T * x.shape[0])
     return medians
