@@ -8,7 +8,7 @@ import torchvision
 
 from snnlab.layers import BasicBlock, Bottleneck, constant_spike_bias, sew_connect, spiking_neuron
 from snnlab.models import MODELS, build_model
-from snnlab.models.seven_b_net import seven_b_net, wide_seven_b_net
+from snnlab.models.seven_b_net import SevenBNet, seven_b_net, wide_seven_b_net
 from snnlab.models.sew_resnet import RESNET_DEPTHS, SpikingResNetLayout
 from snnlab.neurons import PLIFNode, reset_states
 
@@ -182,3 +182,16 @@ def test_cli_registry_builds_every_family():
         net = build_model(name, num_classes=4, input_shape=(4, 2, 8, 8), T=4,
                           **({"width": 2} if "resnet" in name else {"channels": (2, 2)}))
         assert net(torch.rand(4, 1, 2, 8, 8)).shape == (4, 1, 4)
+
+
+def test_table9_network_pools_after_every_second_block():
+    """c32k3s1-BN-IF-{{SEW Block(c32)}*2-MPk2s2}*5-FC10 (SEW ResNet, Table 9): 10 blocks, 5 pools, IF neurons."""
+    from snnlab.neurons import IFNode
+
+    net = SevenBNet((32,) * 10, num_classes=10, input_shape=(3, 32, 32), neuron="if", pool_every=2)
+    pools = [m for m in net.features if type(m).__name__ == "_SeqMaxPool"]
+    assert len(pools) == 5 and len(net.blocks) == 10
+    assert net.fc.in_features == 32  # 32x32 halved five times -> 1x1
+    assert all(isinstance(m, IFNode) for m in net.modules() if hasattr(m, "params"))
+    with pytest.raises(ValueError, match="pool_every"):
+        SevenBNet((4,), pool_every=0)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from snnlab.checks import check_in_range, check_positive, check_tensor
+from snnlab.checks import check_in_range, check_non_negative, check_positive, check_tensor
 from snnlab.layers.residual import BasicBlock, ResidualBlock
 from snnlab.neurons import reset_states
 from snnlab.surrogate import Surrogate
@@ -65,6 +65,7 @@ def identity_chain_gradient(
     surrogate: Surrogate | str = "arctan",
     alpha: float | None = None,
     seed: int = 0,
+    backend: str = "auto",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Push ``spikes`` ``[T, B, C, H, W]`` through ``k`` zero-initialised basic blocks (IF neurons)
     and return ``(output, gradient)``: the last block's output and ``∂(Σ O^{l+k-1}) / ∂S^l``.
@@ -80,7 +81,7 @@ def identity_chain_gradient(
         raise ValueError("identity_chain_gradient needs binary spikes (0/1).")
     torch.manual_seed(seed)
     c = spikes.shape[2]
-    options = dict(kind=kind, cnf=cnf, v_threshold=v_threshold, surrogate=surrogate, alpha=alpha)
+    options = dict(kind=kind, cnf=cnf, v_threshold=v_threshold, surrogate=surrogate, alpha=alpha, backend=backend)
     blocks = nn.Sequential(*(BasicBlock(c, c, 1, **options).zero_init_() for _ in range(_check_k(k))))
     s = spikes.detach().clone().requires_grad_(True)
     out = blocks(s)
@@ -109,7 +110,7 @@ def eq15_prediction(grad_out_norm: float, phi: float, d_one: float, d_zero: floa
     of which elements spiked, the expected squared norm is ``‖∂L/∂O‖²·(Φ·d1^{2k} + (1-Φ)·d0^{2k})``;
     this function returns its square root, ``‖∂L/∂O‖ · eq15_product_norm(1, Φ, d1, d0, k)``.
     """
-    check_positive("grad_out_norm", grad_out_norm) if grad_out_norm != 0 else None
+    check_non_negative("grad_out_norm", grad_out_norm)
     return float(grad_out_norm) * eq15_product_norm(1.0, phi, d_one, d_zero, k)
 
 
@@ -239,12 +240,14 @@ def initialisation_sweep(
     num_classes: int = 10,
     seed: int = 0,
     progress: bool = True,
+    **neuron_options,
 ) -> dict[tuple[str, bool, float, float], BlockStatistics]:
     """:func:`block_statistics` at initialisation for every network, zero-init choice, V_th and α.
 
     ``x`` is ``[T, B, C, H, W]``; the loss is cross-entropy of the mean output over T (the paper's
     classification of the averaged output). Every network is built from ``seed``, so all (V_th, α)
     settings of one network share their initial weights, as in the paper's "same initialization".
+    ``neuron_options`` go to every neuron (e.g. ``backend="torch"``).
     Returns ``{(network, zero_init, V_th, α): BlockStatistics}``.
     """
     from tqdm.auto import tqdm
@@ -258,6 +261,6 @@ def initialisation_sweep(
     for name, zi, v_th, alpha in tqdm(jobs, desc="networks at initialisation", disable=not progress):
         torch.manual_seed(seed)
         net = SpikingResNetLayout(depth, num_classes=num_classes, input_shape=tuple(x.shape[2:]), width=width,
-                                  zero_init=zi, v_threshold=v_th, alpha=alpha, **networks[name])
+                                  zero_init=zi, v_threshold=v_th, alpha=alpha, **networks[name], **neuron_options)
         results[(name, zi, v_th, alpha)] = block_statistics(net, x, y, loss_fn)
     return results

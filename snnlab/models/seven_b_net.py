@@ -42,12 +42,14 @@ class SevenBNet(nn.Module):
     -> block -> MaxPool 2x2, then a linear classifier on the flattened map (per step).
 
     ``kind``: ``"sew"`` (with ``cnf``), ``"spiking"`` or ``"plain"``; ``zero_init`` as in SEW ResNet;
-    neuron options override the PLIF defaults (e.g. ``neuron="if"``, ``alpha=3``).
+    neuron options override the PLIF defaults (e.g. ``neuron="if"``, ``alpha=3``). ``pool_every=2``
+    pools after every second block: with ``neuron="if"`` and ``channels=(32,)*10`` that is the
+    network of SEW ResNet's Table 9, c32k3s1-BN-IF-{{SEW Block(c32)}*2-MPk2s2}*5-FC10.
     """
 
     def __init__(self, channels: Sequence[int] = SEVEN_B_NET, *, num_classes: int = 11,
                  input_shape: Sequence[int] = (2, 128, 128), kind: str = "sew", cnf: str = "ADD",
-                 zero_init: bool = False, stem_kernel: int = 3, **neuron_options) -> None:
+                 zero_init: bool = False, stem_kernel: int = 3, pool_every: int = 1, **neuron_options) -> None:
         super().__init__()
         self.input_shape = tuple(int(s) for s in input_shape)
         if len(self.input_shape) != 3 or min(self.input_shape) < 1:
@@ -55,6 +57,8 @@ class SevenBNet(nn.Module):
         channels = tuple(channels)
         if not channels or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in channels):
             raise ValueError(f"channels must be a non-empty sequence of ints >= 1, got {channels!r}.")
+        if isinstance(pool_every, bool) or not isinstance(pool_every, int) or pool_every < 1:
+            raise ValueError(f"pool_every must be an int >= 1, got {pool_every!r}.")
         self.kind = kind
         self.cnf = check_connect(cnf) if kind == "sew" else None
         neuron = {**_PAPER_NEURON, **neuron_options}
@@ -63,14 +67,14 @@ class SevenBNet(nn.Module):
         layers: list[nn.Module] = []
         blocks: list[ResidualBlock] = []
         c = channels[0]
-        for out in channels:
+        for i, out in enumerate(channels):
             if out != c:
                 layers.append(nn.Sequential(SeqConvBN(c, out, 1), spiking_neuron(**neuron)))
                 c = out
             block = BasicBlock(c, c, 1, kind=kind, cnf=cnf, **neuron)
             blocks.append(block)
             layers.append(block)
-            if min(h, w) >= 2:
+            if (i + 1) % pool_every == 0 and min(h, w) >= 2:
                 layers.append(_SeqMaxPool())
                 h, w = h // 2, w // 2
         self.features = nn.Sequential(*layers)
