@@ -189,23 +189,14 @@ class Explorer:
         return f"Explorer({sizes}; {self.n_frames} frames)"
 
 
-def explore(
-    draw: Callable[..., None],
-    params: Mapping[str, Sequence],
-    *,
-    initial: Mapping[str, object] | None = None,
-    figsize: tuple[float, float] = (9.0, 3.2),
-    dpi: int = 80,
-    title: str | None = None,
-) -> Explorer:
+def explore(draw: Callable[..., None], params: Mapping[str, Sequence], **options) -> Explorer:
     """A figure the reader explores with one slider per parameter.
 
     Args:
         draw: ``draw(fig, **values)`` draws into a fresh matplotlib Figure.
         params: ``{name: [value, ...]}``; every combination becomes a precomputed frame for the
             static site (at most :data:`MAX_FRAMES`).
-        initial: starting value per parameter (default: the middle value).
-        figsize, dpi: size of the figure.
-        title: shown above the sliders.
+        **options: ``initial`` (starting value per parameter; default the middle value),
+            ``figsize``, ``dpi`` and ``title``, as for :class:`Explorer`.
     """
-    return Explorer(draw, params, initial=initial, figsize=figsize, dpi=dpi, title=title)
+    return Explorer(draw, params, **options)
