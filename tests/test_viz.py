@@ -37,6 +37,20 @@ def test_static_html_embeds_one_png_frame_per_combination_in_order():
     assert "http" not in html.replace("data:image/png", "")
 
 
+def test_single_valued_parameter_is_shown_without_a_dead_slider():
+    def draw3(fig, a, b, c):
+        fig.subplots().plot([0, 1, 2], [a, b, c])
+
+    explorer = explore(draw3, {"a": [0.1, 0.2, 0.3], "b": [7], "c": [1, 2]}, initial={"a": 0.2, "c": 2})
+    html = explorer.to_html()
+    assert html.count('type="range"') == 2 and "<code>b</code> = 7" in html
+    assert 'data-k="0"' in html and 'data-k="2"' in html and 'data-k="1"' not in html
+    data = embedded_data(html)
+    assert len(data["frames"]) == 6
+    assert f'src="{data["frames"][1 * 2 + 1]}"' in html  # a=0.2 (index 1), c=2 (index 1)
+    assert explorer.widget().children[0].children[1].disabled
+
+
 def test_mimebundle_offers_live_widget_and_static_html():
     bundle = explore(draw, {"a": [0.1, 0.2], "b": [1]})._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle

@@ -118,6 +118,12 @@ class Explorer:
         labels = [[_format(v) for v in self.params[n]] for n in names]
         controls = []
         for k, name in enumerate(names):
+            if sizes[k] == 1:  # a fixed value: shown, but no control that does nothing
+                controls.append(
+                    f'<span style="margin-right:1.5em"><code>{html.escape(name)}</code> = '
+                    f"{html.escape(labels[k][0])}</span>"
+                )
+                continue
             controls.append(
                 f'<label style="display:inline-flex;align-items:center;gap:0.4em;margin-right:1.5em">'
                 f"<code>{html.escape(name)}</code>"
@@ -137,8 +143,10 @@ class Explorer:
             'var d=JSON.parse(root.querySelector(".snnlab-explorer-data").textContent);'
             'var inputs=root.querySelectorAll("input[type=range]");'
             'var spans=root.querySelectorAll(".snnlab-explorer-value");var img=root.querySelector("img");'
-            "function update(){var i=0;for(var k=0;k<inputs.length;k++){"
-            "var v=parseInt(inputs[k].value,10);i=i*d.sizes[k]+v;spans[k].textContent=d.labels[k][v];}"
+            # parameters with one value have no input; they add nothing to the row-major index
+            "function update(){var i=0;for(var j=0;j<inputs.length;j++){"
+            "var k=parseInt(inputs[j].dataset.k,10);var v=parseInt(inputs[j].value,10);"
+            "i=i*d.sizes[k]+v;spans[j].textContent=d.labels[k][v];}"
             "img.src=d.frames[i];}"
             'for(var k=0;k<inputs.length;k++){inputs[k].addEventListener("input",update);}'
             "})();</script></div>"
@@ -159,6 +167,7 @@ class Explorer:
                 continuous_update=True,
                 style={"description_width": "initial"},
                 layout=widgets.Layout(width="24em"),
+                disabled=len(values) == 1,
             )
             for name, values in self.params.items()
         }
