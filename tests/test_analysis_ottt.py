@@ -109,7 +109,7 @@ def test_firing_rate_of_a_constant_input_matches_the_hand_count():
     neuron = torch.nn.Sequential(LIFNode(tau=2.0, decay_input=False, v_reset=None, step_mode="m"))
     (layer,) = firing_rates(neuron, torch.full((6, 2, 3), 0.6))
     assert layer.rate == pytest.approx(1 / 3) and layer.spikes_per_neuron == pytest.approx(2.0)
-    with pytest.raises(ValueError, match="no spiking neurons"):
+    with pytest.raises(ValueError, match="no spiking layers"):
         firing_rates(torch.nn.Linear(3, 3), torch.ones(2, 1, 3))
     with pytest.raises(ValueError):
         mean_firing([])

@@ -109,7 +109,7 @@ def test_neuron_potentials_reproduce_layer_output():
 
 
 def test_dormant_units_errors():
-    with pytest.raises(ValueError, match="no snnlab spiking layers"):
+    with pytest.raises(ValueError, match="no spiking layers"):
         dormant_units(nn.Sequential(nn.Linear(3, 3)), torch.rand(2, 1, 3))
     with pytest.raises(ValueError, match="single-step"):
         dormant_units(nn.Sequential(MLFNode(step_mode="s")), torch.rand(2, 1, 3))

@@ -24,8 +24,9 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from snnlab.analysis.neuron_hooks import observe_neurons
 from snnlab.checks import check_tensor
-from snnlab.neurons import BaseNode, MLFNode, reset_states, simulate
+from snnlab.neurons import BaseNode, MLFNode, simulate
 from snnlab.surrogate import Surrogate
 
 __all__ = ["DormantLayer", "level_windows", "window_coverage", "record_neuron_inputs", "neuron_potentials",
@@ -70,27 +71,15 @@ def window_coverage(thresholds: Sequence[float], surrogate: Surrogate, lo: float
 def record_neuron_inputs(model: nn.Module, inputs: torch.Tensor) -> dict[str, tuple[BaseNode, torch.Tensor, torch.Tensor]]:
     """Run ``model(inputs)`` once (state reset first, no grad) and return, per spiking layer in
     multi-step mode, ``name -> (layer, input [T, B, ...], output [T, B, ...])``."""
-    records: dict[str, tuple[BaseNode, torch.Tensor, torch.Tensor]] = {}
-    handles = []
     for name, module in model.named_modules():
-        if isinstance(module, BaseNode):
-            if module.step_mode != "m":
-                raise ValueError(f"layer {name!r} is in single-step mode; dormant_units needs multi-step layers.")
+        if isinstance(module, BaseNode) and module.step_mode != "m":
+            raise ValueError(f"layer {name!r} is in single-step mode; dormant_units needs multi-step layers.")
+    records: dict[str, tuple[BaseNode, torch.Tensor, torch.Tensor]] = {}
 
-            def hook(mod, args, out, name=name):
-                records[name] = (mod, args[0].detach(), out.detach())
+    def record(name, layer, x, out):
+        records[name] = (layer, x.detach(), out.detach())
 
-            handles.append(module.register_forward_hook(hook))
-    if not handles:
-        raise ValueError("the model has no snnlab spiking layers (BaseNode) to analyse.")
-    try:
-        reset_states(model)
-        with torch.no_grad():
-            model(inputs)
-    finally:
-        for h in handles:
-            h.remove()
-        reset_states(model)
+    observe_neurons(model, inputs, record)
     return records
 
 

@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from snnlab.analysis.memory import MemoryMeter, process_rss_bytes
+from snnlab.analysis.neuron_hooks import observe_neurons
 from snnlab.checks import check_in_range, check_tensor, check_timesteps
-from snnlab.neurons import BaseNode
 
 __all__ = [
     "presynaptic_trace",
@@ -126,30 +126,15 @@ def firing_rates(model: nn.Module, inputs: torch.Tensor) -> list[LayerFiring]:
     from snnlab.training.state import reset_model
 
     check_tensor("inputs [T, B, ...]", inputs, min_dim=2)
-    names = {m: n for n, m in model.named_modules()}
     counts: dict[str, tuple[float, int]] = {}
+    shapes: dict[str, int] = {}
 
-    def hook(module, args, output):
-        name = names[module]
+    def count(name, layer, x, output):
         total, elements = counts.get(name, (0.0, 0))
         counts[name] = (total + float(output.sum()), elements + output.numel())
         shapes.setdefault(name, output[0, 0].numel())
 
-    shapes: dict[str, int] = {}
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, BaseNode)]
-    if not handles:
-        raise ValueError("the model has no spiking neurons (snnlab BaseNode layers) to count spikes of.")
-    was_training = model.training
-    try:
-        model.eval()
-        reset_model(model)
-        with torch.no_grad():
-            model(inputs)
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
-        reset_model(model)
+    observe_neurons(model, inputs, count, eval_mode=True, reset=reset_model)
     T = inputs.shape[0]
     out = []
     for name, (total, elements) in counts.items():
