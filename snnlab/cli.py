@@ -18,6 +18,7 @@ __all__ = ["main", "build_parser", "COMMAND_MODULES"]
 COMMAND_MODULES: tuple[str, ...] = (
     "snnlab.bench.cli",
     "snnlab.data.cli",
+    "snnlab.hardware.cli",
     "snnlab.training.cli",
 )
 
