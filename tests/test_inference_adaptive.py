@@ -216,11 +216,99 @@ def test_compare_wallclock(batch):
 
     net = _net()
     rule, full = _rule_with_spread(net, batch)
-    timing = compare_wallclock(net, batch, rule, T=4, repeats=2)
     names = ("fixed", "fixed_stepwise", "adaptive")
-    assert set(timing) == {*names, *(n + "_cpu" for n in names), "sample_steps"}
-    assert all(timing[k] > 0 for k in names)
-    assert all(timing[k + "_cpu"] >= 0 for k in names)
-    assert timing["sample_steps"] == pytest.approx(rule(full).mean_steps / 4)
-    with pytest.raises(ValueError):
-        compare_wallclock(net, batch, rule, T=4, repeats=0)
+    for batch_size in (None, 7):
+        timing = compare_wallclock(net, batch, rule, T=4, repeats=2, batch_size=batch_size)
+        assert set(timing) == {*names, *(n + "_cpu" for n in names), "adaptive_network", "sample_steps", "batch_size"}
+        assert timing["batch_size"] == (40 if batch_size is None else 7)
+        assert all(timing[k] > 0 for k in names)
+        assert all(timing[k + "_cpu"] >= 0 for k in names)
+        assert 0 < timing["adaptive_network"] <= timing["adaptive"]
+        # the rule is per sample: batches of 7 exit exactly as one batch of 40
+        assert timing["sample_steps"] == pytest.approx(rule(full).mean_steps / 4)
+    for bad in ({"repeats": 0}, {"batch_size": 0}, {"batch_size": 2.5}):
+        with pytest.raises(ValueError):
+            compare_wallclock(net, batch, rule, T=4, **{"repeats": 1, **bad})
+
+
+def test_network_seconds_is_part_of_seconds(batch):
+    net = _net()
+    rule, _ = _rule_with_spread(net, batch)
+    result = adaptive_inference(net, batch, rule, T=4)
+    assert 0 < result.network_seconds < result.seconds
+
+
+def test_adaptive_uses_a_subclass_rule_as_written(batch):
+    """A subclass that changes the decision must not inherit the parent's running-sum online form."""
+    net = _net()
+    full, _ = fixed_inference(net, batch, T=4)
+
+    class Stricter(ConfidenceExit):
+        def passes(self, outputs):
+            return confidence_scores(outputs, "step") > 0.5
+
+    rule = Stricter(0.999999, 1.0)
+    offline = rule(full)
+    assert not torch.equal(offline.steps, ConfidenceExit(0.999999, 1.0)(full).steps)
+    result = adaptive_inference(net, batch, rule, T=4)
+    assert torch.equal(result.steps, offline.steps) and torch.equal(result.predictions, offline.predictions)
+
+
+def test_adaptive_leaves_modes_as_found(batch):
+    net = _net()
+    net.train()
+    rule, _ = _rule_with_spread(net.eval(), batch)
+    net.train()
+    adaptive_inference(net, batch, rule, T=4)
+    assert all(m.training for m in net.modules())
+    net.eval()
+    net.features[1].train()  # a mixed state: still evaluated in eval mode
+    ref = adaptive_inference(_net(), batch, rule, T=4)
+    assert torch.equal(adaptive_inference(net, batch, rule, T=4).steps, ref.steps)
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 8, 8), (2, 3, 5, 7), (1, 2, 2, 2), (5, 16, 4, 4)])
+def test_spike_max_pool_equals_max_pool2d(shape):
+    from snnlab.models.atsn_vgg import SpikeMaxPool2d
+
+    pool = SpikeMaxPool2d()
+    assert isinstance(pool, nn.MaxPool2d) and pool.kernel_size == 2 and pool.stride == 2
+    g = torch.Generator().manual_seed(0)
+    for x in ((torch.rand(shape, generator=g) > 0.6).float(), torch.randn(shape, generator=g)):
+        x[0, 0, 0, 0] = float("nan")
+        with torch.no_grad():
+            fast = pool(x)
+        assert torch.equal(fast.isnan(), nn.functional.max_pool2d(x, 2).isnan())
+        assert torch.equal(fast.nan_to_num(), nn.functional.max_pool2d(x, 2).nan_to_num())
+    # with a gradient the pooling is max_pool2d's own (one input of each window gets the gradient)
+    x = (torch.rand(shape, generator=g) > 0.6).float().requires_grad_()
+    pool(x).sum().backward()
+    ref = x.detach().clone().requires_grad_()
+    nn.functional.max_pool2d(ref, 2).sum().backward()
+    assert torch.equal(x.grad, ref.grad)
+    with pytest.raises(RuntimeError):
+        pool(torch.rand(1, 1, 1, 1))
+
+
+def test_atsn_vgg_pools_with_spike_max_pool():
+    from snnlab.models.atsn_vgg import SpikeMaxPool2d
+
+    net = _net()
+    pools = [m for m in net.modules() if isinstance(m, nn.MaxPool2d)]
+    assert len(pools) == 2 and all(isinstance(m, SpikeMaxPool2d) for m in pools)
+    assert all(isinstance(m, SpikeMaxPool2d) for m in net.folded().modules() if isinstance(m, nn.MaxPool2d))
+
+
+def test_bench_adaptive_quick(capsys):
+    import json
+
+    from snnlab.cli import main
+
+    assert main(["bench", "adaptive", "--quick"]) == 0
+    bench = json.loads(capsys.readouterr().out)["adaptive"]
+    assert bench["quick"] and bench["images"] == 64 and set(bench["rules"]) == {"default", "half"}
+    assert {(r["rule"], r["batch_size"]) for r in bench["rows"]} == {(n, b) for n in ("default", "half") for b in (16, 64)}
+    for row in bench["rows"]:
+        assert 0 < row["sample_steps"] <= 1
+        assert row["adaptive_over_fixed"] == pytest.approx(row["ms"]["adaptive"] / row["ms"]["fixed"])
+        assert 0 <= row["exit_path_share"] < 1

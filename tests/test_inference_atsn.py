@@ -222,3 +222,72 @@ def test_train_variant_returns_folded_network():
     assert set(VARIANTS) == {"baseline", "neuron", "loss", "neuron_loss", "dtsnn"}
     with pytest.raises(ValueError):
         train_variant("atsn", train_set=data, epochs=1)
+
+
+def _online_decide(rule, outputs, drop_every_exit=True):
+    """Feed ``outputs`` step by step to ``rule.online`` as adaptive inference does (exited samples removed)."""
+    T, B, _ = outputs.shape
+    online = rule.online(T)
+    alive = torch.arange(B)
+    steps = torch.full((B,), T, dtype=torch.long)
+    preds = torch.zeros(B, dtype=torch.long)
+    for t in range(T):
+        online.push(outputs[t, alive])
+        if t == T - 1:
+            preds[alive] = online.predictions(torch.arange(len(alive)))
+            break
+        done = online.passes()
+        assert done.dtype == torch.bool and done.shape == (len(alive),)
+        rows = done.nonzero().flatten()
+        steps[alive[rows]] = t + 1
+        preds[alive[rows]] = online.predictions(rows)
+        keep = (~done).nonzero().flatten()
+        alive = alive[keep]
+        online.select(keep)
+    return steps, preds
+
+
+class _CustomRule(FixedSteps):
+    """A rule of the user's: no online form of its own (the generic history fallback is used)."""
+
+    def passes(self, outputs):
+        return step_probabilities(outputs).max(-1).values > 0.9
+
+
+@pytest.mark.parametrize("rule", [
+    ConfidenceExit(0.9, 0.95), ConfidenceExit(0.99, 1.0, reads="cumulative"),
+    ConfidenceExit(0.9, 0.95, predict="step"), ConfidenceExit(0.95, 0.99, hardware=True),
+    EntropyExit(0.3), FixedSteps(), FixedSteps("mean_softmax"), FixedSteps("step_softmax"), _CustomRule(),
+], ids=repr)
+def test_online_form_equals_offline_bit_for_bit(outputs, rule):
+    offline = rule(outputs)
+    steps, preds = _online_decide(rule, outputs)
+    assert len(set(offline.steps.tolist())) >= (1 if isinstance(rule, FixedSteps) and not isinstance(rule, _CustomRule) else 2)
+    assert torch.equal(steps, offline.steps) and torch.equal(preds, offline.predictions)
+
+
+def test_online_form_checks_its_input(outputs):
+    online = ConfidenceExit().online(2)
+    with pytest.raises(ValueError, match="finite"):
+        online.push(torch.full((3, 10), float("nan")))
+    with pytest.raises(ValueError, match=r"\[B, C >= 2\]"):
+        online.push(torch.zeros(3))
+    online.push(outputs[0])
+    online.push(outputs[1])
+    with pytest.raises(ValueError, match="T = 2"):
+        online.push(outputs[2])
+
+
+def test_running_readout_equals_readouts(outputs):
+    from snnlab.inference import RunningReadout
+
+    for readout, probs in (("mean_logits", mean_logit_probabilities), ("mean_softmax", cumulative_output),
+                           ("step_softmax", step_probabilities)):
+        running = RunningReadout(readout)
+        with pytest.raises(ValueError):
+            running.probabilities()
+        expected = probs(outputs)
+        for t in range(4):
+            running.push(outputs[t].double())
+            assert torch.equal(running.probabilities(), expected[t])
+            assert torch.equal(running.predictions(), readout_predictions(outputs, readout)[t])

@@ -10,8 +10,10 @@ Each benchmark is a module listed in :data:`BENCHMARKS` that provides
 """
 
 BENCHMARKS: dict[str, str] = {
+    "adaptive": "snnlab.bench.adaptive",
     "memory": "snnlab.bench.memory",
     "neurons": "snnlab.bench.neurons",
+    "simulator": "snnlab.bench.simulator",
 }
 """Benchmark name -> module path (e.g. ``"neurons": "snnlab.bench.neurons"``)."""
 

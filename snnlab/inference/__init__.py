@@ -1,10 +1,11 @@
 """Inference with adaptive timesteps: ATSN's confidence exit, DTSNN's entropy exit, batched
 adaptive inference that stops computing exited samples, and the complexity measure (ATSN eq. 19)."""
 
-from snnlab.inference.exit_rule import ExitResult, ExitRule, FixedSteps, first_pass_steps
+from snnlab.inference.exit_rule import ExitResult, ExitRule, FixedSteps, HistoryOnline, OnlineExit, first_pass_steps
 from snnlab.inference.atsn import (
     READOUTS,
     ConfidenceExit,
+    RunningReadout,
     SweepResult,
     accuracy_by_steps,
     confidence_levels,
@@ -24,8 +25,8 @@ from snnlab.inference.adaptive import (
 from snnlab.inference.complexity import ComplexityReport, SynapticOpCounter, fan_out
 
 __all__ = [
-    "ExitResult", "ExitRule", "FixedSteps", "first_pass_steps",
-    "READOUTS", "ConfidenceExit", "SweepResult", "accuracy_by_steps", "confidence_levels", "confidence_scores",
+    "ExitResult", "ExitRule", "FixedSteps", "HistoryOnline", "OnlineExit", "first_pass_steps",
+    "READOUTS", "ConfidenceExit", "RunningReadout", "SweepResult", "accuracy_by_steps", "confidence_levels", "confidence_scores",
     "confidence_sweep", "cumulative_output", "hardware_exit_passes", "mean_logit_probabilities", "paper_grid",
     "readout_predictions", "step_probabilities",
     "EntropyExit", "entropy_sweep", "normalized_entropy",

@@ -32,11 +32,19 @@ __all__ = ["AdaptiveResult", "select_samples", "step_input", "adaptive_inference
 
 def select_samples(model: nn.Module, keep: torch.Tensor) -> None:
     """Keep only the samples ``keep`` (int64 indices into the batch) in every neuron's state."""
+    _select_states(_stateful_nodes(model), keep)
+
+
+def _stateful_nodes(model: nn.Module) -> list[StatefulNode]:
+    return [m for m in model.modules() if isinstance(m, StatefulNode)]
+
+
+def _select_states(nodes: list[StatefulNode], keep: torch.Tensor) -> None:
     if keep.dtype != torch.long or keep.dim() != 1:
         raise ValueError(f"keep must be a 1-D int64 tensor of batch indices, got {keep.dtype} {tuple(keep.shape)}.")
-    for m in model.modules():
-        if isinstance(m, StatefulNode) and m.v is not None:
-            m.v = m.v[:, keep] if isinstance(m, MLFNode) else m.v[keep]
+    for m in nodes:
+        if m.v is not None:
+            m.v = m.v.index_select(1 if isinstance(m, MLFNode) else 0, keep)
 
 
 def step_input(x: torch.Tensor, t: int, kind: str) -> torch.Tensor:
@@ -61,6 +69,9 @@ class AdaptiveResult:
     """Samples computed at each step t = 1..T (the batch shrinks as samples exit)."""
     seconds: float = 0.0
     """Wall-clock of the whole loop (network, exit tests and batch shrinking)."""
+    network_seconds: float = 0.0
+    """The part of ``seconds`` spent inside the network's calls; the rest is the exit path (exit
+    tests, recording exits, shrinking the batch)."""
 
     def accuracy(self, targets: torch.Tensor) -> float:
         return float((self.predictions == targets).double().mean())
@@ -81,6 +92,16 @@ def _check_batch(model: nn.Module, x: torch.Tensor, T: int, kind: str) -> int:
     return x.shape[0]
 
 
+def _eval_mode(model: nn.Module) -> tuple[bool, bool]:
+    """Put ``model`` in eval mode; returns (its mode before, whether it had to be switched).
+    (``model.eval()`` sets an attribute on every module: skipped when all are in eval mode already.)"""
+    switch = any(m.training for m in model.modules())
+    was_training = model.training
+    if switch:
+        model.eval()
+    return was_training, switch
+
+
 @torch.no_grad()
 def adaptive_inference(model: nn.Module, x: torch.Tensor, rule: ExitRule, *, T: int,
                        kind: str = "static") -> AdaptiveResult:
@@ -88,47 +109,65 @@ def adaptive_inference(model: nn.Module, x: torch.Tensor, rule: ExitRule, *, T: 
 
     ``model`` maps time-major input ``[t, B, ...]`` to outputs ``[t, B, C]`` and keeps its neuron
     states between calls (snnlab's neurons do). ``T`` is the most steps a sample may take.
+
+    Per step, beyond the network: the rule's per-step form (:meth:`ExitRule.online`) tests only
+    the current step's ``[B_alive, C]`` outputs against running sums, and the batch (input and every
+    neuron state) is shrunk only at the steps where some sample exits.
     """
     if not isinstance(rule, ExitRule):
         raise TypeError(f"rule must be an ExitRule (ConfidenceExit, EntropyExit, FixedSteps), got {type(rule).__name__}.")
     B = _check_batch(model, x, T, kind)
-    was_training = model.training
-    model.eval()
+    was_training, switch = _eval_mode(model)
     reset_model(model)
+    nodes = _stateful_nodes(model)
     try:
         start = time.perf_counter()
-        alive = torch.arange(B)
+        online = rule.online(T)
+        alive = None                                 # indices of the running samples (None: all B)
         xs = x
-        history: list[torch.Tensor] = []             # per-step outputs of the samples still running
         steps = torch.full((B,), T, dtype=torch.long)
         predictions = torch.zeros(B, dtype=torch.long)
         outputs = None
         active: list[int] = []
+        network = 0.0
         for t in range(T):
+            tick = time.perf_counter()
             out = model(step_input(xs, t, kind))[0]  # [B_alive, C]
+            network += time.perf_counter() - tick
             if outputs is None:
                 outputs = torch.full((T, B, out.shape[-1]), float("nan"), dtype=out.dtype)
-            outputs[t, alive] = out
-            history.append(out)
-            active.append(len(alive))
-            seen = torch.stack(history)               # [t+1, B_alive, C]
-            last = t == T - 1
-            done = torch.ones(len(alive), dtype=torch.bool) if last else rule.passes(seen)[-1]
-            if done.any():
-                steps[alive[done]] = t + 1
-                predictions[alive[done]] = rule.step_predictions(seen)[-1][done]
-            if last or done.all():
+            if alive is None:
+                outputs[t] = out
+            else:
+                outputs[t].index_copy_(0, alive, out)
+            n = out.shape[0]
+            active.append(n)
+            online.push(out)
+            if t == T - 1:                           # every sample still running stops at T
+                rows = torch.arange(n)
+                predictions[rows if alive is None else alive] = online.predictions(rows)
                 break
-            if done.any():
-                keep = (~done).nonzero().flatten()
-                alive, xs = alive[keep], xs[keep]
-                history = [h[keep] for h in history]
-                select_samples(model, keep)
+            done = online.passes()
+            n_done = int(done.sum())
+            if n_done == 0:
+                continue
+            rows = done.nonzero().flatten()
+            exited = rows if alive is None else alive[rows]
+            steps[exited] = t + 1
+            predictions[exited] = online.predictions(rows)
+            if n_done == n:
+                break
+            keep = (~done).nonzero().flatten()
+            alive = keep if alive is None else alive[keep]
+            xs = xs.index_select(0, keep)
+            online.select(keep)
+            _select_states(nodes, keep)
         seconds = time.perf_counter() - start
     finally:
         reset_model(model)
-        model.train(was_training)
-    return AdaptiveResult(steps, predictions, outputs, active, seconds)
+        if switch:
+            model.train(was_training)
+    return AdaptiveResult(steps, predictions, outputs, active, seconds, network)
 
 
 @torch.no_grad()
@@ -140,8 +179,7 @@ def fixed_inference(model: nn.Module, x: torch.Tensor, *, T: int, kind: str = "s
     path); ``True`` runs the same per-step loop as :func:`adaptive_inference` without exits.
     """
     _check_batch(model, x, T, kind)
-    was_training = model.training
-    model.eval()
+    was_training, switch = _eval_mode(model)
     reset_model(model)
     try:
         start = time.perf_counter()
@@ -153,36 +191,54 @@ def fixed_inference(model: nn.Module, x: torch.Tensor, *, T: int, kind: str = "s
         seconds = time.perf_counter() - start
     finally:
         reset_model(model)
-        model.train(was_training)
+        if switch:
+            model.train(was_training)
     return out, seconds
 
 
 def compare_wallclock(model: nn.Module, x: torch.Tensor, rule: ExitRule, *, T: int, kind: str = "static",
-                      repeats: int = 5) -> dict[str, float]:
-    """Median wall-clock and CPU seconds of three ways to classify the batch ``x``:
+                      repeats: int = 5, batch_size: int | None = None) -> dict[str, float]:
+    """Median wall-clock and CPU seconds of three ways to classify every sample of ``x``:
 
     ``fixed``: all T steps in one multi-step call (the usual fixed-T path); ``fixed_stepwise``: all T
     steps, one call per step (the adaptive loop without exits); ``adaptive``: :func:`adaptive_inference`.
+    ``x`` is classified in batches of ``batch_size`` samples (default: all of ``x`` as one batch);
+    each time covers the whole of ``x``, calls included.
     Keys ``<name>`` hold wall-clock seconds, ``<name>_cpu`` the CPU seconds of this process
     (``time.process_time``: on a shared machine it leaves out the time the process waited for a core).
     The three are interleaved in every repeat, so a change of machine load hits them alike.
-    ``sample_steps`` is the fraction of the T·B sample-steps the adaptive run computed.
+    ``adaptive_network`` is the wall-clock the adaptive runs spent inside the network (the rest of
+    ``adaptive`` is the exit path and the calls' set-up); ``sample_steps`` is the fraction of the
+    T·B sample-steps the adaptive runs computed; ``batch_size`` the batch size used.
     """
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats must be an int >= 1, got {repeats!r}.")
+    n = _check_batch(model, x, T, kind)
+    if batch_size is None:
+        batch_size = n
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1 (or None for one batch), got {batch_size!r}.")
+    batches = [x[i:i + batch_size] for i in range(0, n, batch_size)]
     names = ("fixed", "fixed_stepwise", "adaptive")
     times: dict[str, list[float]] = {k: [] for n in names for k in (n, n + "_cpu")}
-    result = None
+    times["adaptive_network"] = []
+    computed = 0
     for _ in range(repeats):
         for name in names:
-            cpu = time.process_time()
-            if name == "adaptive":
-                result = adaptive_inference(model, x, rule, T=T, kind=kind)
-                wall = result.seconds
-            else:
-                wall = fixed_inference(model, x, T=T, kind=kind, step_by_step=name == "fixed_stepwise")[1]
+            network, computed = 0.0, 0
+            cpu, wall = time.process_time(), time.perf_counter()
+            for xb in batches:
+                if name == "adaptive":
+                    result = adaptive_inference(model, xb, rule, T=T, kind=kind)
+                    network += result.network_seconds
+                    computed += sum(result.active)
+                else:
+                    fixed_inference(model, xb, T=T, kind=kind, step_by_step=name == "fixed_stepwise")
+            times[name].append(time.perf_counter() - wall)
             times[name + "_cpu"].append(time.process_time() - cpu)
-            times[name].append(wall)
+            if name == "adaptive":
+                times["adaptive_network"].append(network)
     medians = {k: float(torch.tensor(v, dtype=torch.float64).median()) for k, v in times.items()}
-    medians["sample_steps"] = sum(result.active) / (T * x.shape[0])
+    medians["sample_steps"] = computed / (T * n)
+    medians["batch_size"] = batch_size
     return medians

@@ -31,7 +31,9 @@ import numpy as np
 import torch
 
 from snnlab.checks import check_choice, check_in_range, check_timesteps
-from snnlab.inference.exit_rule import ExitResult, ExitRule, check_outputs, first_pass_steps
+from snnlab.inference.exit_rule import (
+    ExitResult, ExitRule, HistoryOnline, OnlineExit, check_outputs, first_pass_steps, keeps_rule_of,
+)
 
 __all__ = [
     "READOUTS",
@@ -39,6 +41,7 @@ __all__ = [
     "cumulative_output",
     "mean_logit_probabilities",
     "readout_predictions",
+    "RunningReadout",
     "accuracy_by_steps",
     "confidence_levels",
     "confidence_scores",
@@ -84,6 +87,56 @@ def readout_predictions(outputs: torch.Tensor, readout: str = "mean_softmax") ->
     if readout == "mean_softmax":
         return cumulative_output(outputs).argmax(-1)
     return step_probabilities(outputs).argmax(-1)
+
+
+class RunningReadout:
+    """A readout (see :data:`READOUTS`) kept as running sums while a network runs step by step.
+
+    :meth:`push` one step's float64 outputs ``[B, C]``; :meth:`probabilities` and :meth:`predictions`
+    then equal row t of :func:`mean_logit_probabilities` / :func:`cumulative_output` /
+    :func:`step_probabilities` and of :func:`readout_predictions` bit for bit: the running sum adds
+    the steps in the order ``cumsum`` does, and the division by t is the same.
+    """
+
+    def __init__(self, readout: str = "mean_softmax") -> None:
+        self.readout = check_choice("readout", readout, READOUTS)
+        self.t = 0
+        self.total: torch.Tensor | None = None   # Σ f_k (mean_logits) or Σ o^k (mean_softmax)
+        self.step: torch.Tensor | None = None    # o^t of the current step
+        self.batch = 0
+        """Samples in the running sums."""
+
+    def push(self, f: torch.Tensor) -> None:
+        self.t += 1
+        self.batch = f.shape[0]
+        if self.readout == "mean_logits":
+            term = f
+        else:
+            self.step = f.softmax(-1)
+            term = self.step
+        if self.readout != "step_softmax":
+            # 0 + x first, as cumsum does (it also turns -0.0 into +0.0)
+            self.total = (torch.zeros_like(term) if self.total is None else self.total) + term
+
+    def probabilities(self, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """The readout's class probabilities at the current step, for ``rows`` (default: all)."""
+        if self.t == 0:
+            raise ValueError("no step has been pushed yet.")
+        if self.readout == "step_softmax":
+            return self.step if rows is None else self.step[rows]
+        total = self.total if rows is None else self.total[rows]
+        mean = total / float(self.t)
+        return mean.softmax(-1) if self.readout == "mean_logits" else mean
+
+    def predictions(self, rows: torch.Tensor | None = None) -> torch.Tensor:
+        return self.probabilities(rows).argmax(-1)
+
+    def select(self, keep: torch.Tensor) -> None:
+        self.batch = len(keep)
+        if self.total is not None:
+            self.total = self.total[keep]
+        if self.step is not None:
+            self.step = self.step[keep]
 
 
 def accuracy_by_steps(outputs: torch.Tensor, targets: torch.Tensor, readout: str = "mean_softmax") -> torch.Tensor:
@@ -150,6 +203,11 @@ class ConfidenceExit(ExitRule):
     def step_predictions(self, outputs: torch.Tensor) -> torch.Tensor:
         return readout_predictions(outputs, "mean_softmax" if self.predict == "cumulative" else "step_softmax")
 
+    def online(self, T: int) -> OnlineExit:
+        if not keeps_rule_of(self, ConfidenceExit):
+            return HistoryOnline(self, T)
+        return _ConfidenceOnline(self, T)
+
     def __repr__(self) -> str:
         return (f"ConfidenceExit(cl_init={self.cl_init}, tau_cl={self.tau_cl}, reads={self.reads!r}, "
                 f"predict={self.predict!r}, hardware={self.hardware})")
@@ -169,6 +227,39 @@ def hardware_exit_passes(outputs: torch.Tensor, levels: torch.Tensor) -> torch.T
     shift = f.max(-1, keepdim=True).values
     sigma = torch.exp(f - shift)                       # eq. 17 (shifted)
     return sigma.max(-1).values > levels[:, None] * sigma.sum(-1)   # eq. 18
+
+
+class _ConfidenceOnline(OnlineExit):
+    """:class:`ConfidenceExit` per step: one softmax of the current step's ``[B, C]`` and running sums."""
+
+    def __init__(self, rule: ConfidenceExit, T: int) -> None:
+        super().__init__(T)
+        self.rule = rule
+        self.levels = confidence_levels(T, rule.cl_init, rule.tau_cl).tolist()
+        # y_t (mean of the softmaxes) serves both the cumulative reading and the eq. 10 prediction
+        needs_mean = rule.reads == "cumulative" or rule.predict == "cumulative"
+        self.readout = RunningReadout("mean_softmax" if needs_mean else "step_softmax")
+        self.f: torch.Tensor | None = None
+
+    def _push(self, f: torch.Tensor) -> None:
+        self.f = f
+        self.readout.push(f)
+
+    def passes(self) -> torch.Tensor:
+        level = self.levels[self.t - 1]
+        if self.rule.hardware:   # eqs. 17-18, as in hardware_exit_passes
+            sigma = torch.exp(self.f - self.f.max(-1, keepdim=True).values)
+            return sigma.max(-1).values > level * sigma.sum(-1)
+        probs = self.readout.step if self.rule.reads == "step" else self.readout.probabilities()
+        return probs.max(-1).values > level
+
+    def predictions(self, rows: torch.Tensor) -> torch.Tensor:
+        if self.rule.predict == "step":
+            return self.readout.step[rows].argmax(-1)
+        return self.readout.predictions(rows)
+
+    def select(self, keep: torch.Tensor) -> None:
+        self.readout.select(keep)
 
 
 @dataclass

@@ -18,15 +18,18 @@ import numpy as np
 import torch
 
 from snnlab.checks import check_in_range
-from snnlab.inference.atsn import mean_logit_probabilities
-from snnlab.inference.exit_rule import ExitRule, first_pass_steps
+from snnlab.inference.atsn import RunningReadout, mean_logit_probabilities
+from snnlab.inference.exit_rule import ExitRule, HistoryOnline, OnlineExit, first_pass_steps, keeps_rule_of
 
 __all__ = ["normalized_entropy", "EntropyExit", "entropy_sweep"]
 
 
 def normalized_entropy(outputs: torch.Tensor) -> torch.Tensor:
     """E_t of DTSNN eq. (6) for every step: float64 ``[T, B]`` in [0, 1]."""
-    pi = mean_logit_probabilities(outputs)
+    return _entropy(mean_logit_probabilities(outputs))
+
+
+def _entropy(pi: torch.Tensor) -> torch.Tensor:
     return -torch.special.xlogy(pi, pi).sum(-1) / math.log(pi.shape[-1])
 
 
@@ -44,8 +47,34 @@ class EntropyExit(ExitRule):
     def step_predictions(self, outputs: torch.Tensor) -> torch.Tensor:
         return mean_logit_probabilities(outputs).argmax(-1)
 
+    def online(self, T: int) -> OnlineExit:
+        if not keeps_rule_of(self, EntropyExit):
+            return HistoryOnline(self, T)
+        return _EntropyOnline(self, T)
+
     def __repr__(self) -> str:
         return f"EntropyExit(theta={self.theta})"
+
+
+class _EntropyOnline(OnlineExit):
+    """:class:`EntropyExit` per step: π_t from the running sum of the outputs."""
+
+    def __init__(self, rule: EntropyExit, T: int) -> None:
+        super().__init__(T)
+        self.theta = rule.theta
+        self.readout = RunningReadout("mean_logits")
+
+    def _push(self, f: torch.Tensor) -> None:
+        self.readout.push(f)
+
+    def passes(self) -> torch.Tensor:
+        return _entropy(self.readout.probabilities()) < self.theta
+
+    def predictions(self, rows: torch.Tensor) -> torch.Tensor:
+        return self.readout.predictions(rows)
+
+    def select(self, keep: torch.Tensor) -> None:
+        self.readout.select(keep)
 
 
 def entropy_sweep(outputs: torch.Tensor, targets: torch.Tensor, thetas: Sequence[float]) -> dict[str, np.ndarray]:

@@ -37,9 +37,34 @@ from snnlab.models.small import TimeFolded, _check_input
 from snnlab.neurons import LIFNode, NonSpikingIntegrator
 from snnlab.surrogate import Triangle
 
-__all__ = ["AtsnVGG", "atsn_vgg", "save_atsn_vgg", "load_atsn_vgg"]
+__all__ = ["AtsnVGG", "SpikeMaxPool2d", "atsn_vgg", "save_atsn_vgg", "load_atsn_vgg"]
 
 _FORMAT = "snnlab.atsn_vgg/1"
+
+
+class SpikeMaxPool2d(nn.MaxPool2d):
+    """``nn.MaxPool2d(2)`` (2x2 windows, stride 2) with a faster path when no gradient is needed.
+
+    The maximum of a 2x2 window is the elementwise maximum of its four stride-2 sub-grids, taken as
+    two ``torch.maximum`` of strided views. The result is bit-identical to ``max_pool2d`` (a maximum
+    is exact, NaN propagates in both), and on the small maps of this network it is several times
+    faster: torch's CPU ``max_pool2d`` computes the index of every maximum for the backward pass and
+    was the most expensive operation of inference (profile in ``book/07_atsn.md``). With a gradient
+    it falls back to ``max_pool2d``, because ``torch.maximum`` splits the gradient between equal
+    inputs (common with binary spikes) where ``max_pool2d`` routes it to one.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or min(x.shape[-2:]) < 2 or (x.requires_grad and torch.is_grad_enabled()):
+            return super().forward(x)
+        n, c, h, w = x.shape
+        h, w = h // 2, w // 2                               # floor, as MaxPool2d(2)
+        y = x[..., : 2 * h, : 2 * w].reshape(n * c * h, 2, w, 2)
+        rows = torch.maximum(y[:, 0], y[:, 1])              # [n*c*h, w, 2]
+        return torch.maximum(rows[..., 0], rows[..., 1]).reshape(n, c, h, w)
 
 
 class AtsnVGG(nn.Module):
@@ -67,7 +92,7 @@ class AtsnVGG(nn.Module):
                 conv.append(nn.BatchNorm2d(int(out)))
             layers += [TimeFolded(*conv), self._lif()]
             if min(h, w) >= 2:
-                layers.append(TimeFolded(nn.MaxPool2d(2)))
+                layers.append(TimeFolded(SpikeMaxPool2d()))
                 h, w = h // 2, w // 2
             c = int(out)
         self.features = nn.Sequential(*layers)

@@ -1,0 +1,134 @@
+"""Adaptive inference (ATSN's early exit) against fixed T: the time to classify the digits test set.
+
+The network is chapter 7's ATSN network (``neuron_loss``: integrator output, L_imp; trained here
+with the chapter's recipe, or loaded with ``--model`` from :func:`snnlab.models.atsn_vgg.save_atsn_vgg`).
+For each exit rule and batch size, :func:`snnlab.inference.compare_wallclock` times, interleaved,
+
+* ``fixed``: all T steps in one multi-step call per batch (the usual fixed-T path),
+* ``fixed_stepwise``: all T steps, one call per step (the adaptive loop without exits),
+* ``adaptive``: :func:`snnlab.inference.adaptive_inference` (exited samples leave the batch),
+
+and reports medians and the ratios ``adaptive / fixed`` and ``adaptive / fixed_stepwise`` next to
+``sample_steps``, the fraction of the T·N sample-steps adaptive inference computed (the ratio an
+ideal implementation would reach against ``fixed_stepwise``).
+
+Two rules: the paper's default ``ConfidenceExit(0.999, 0.999)``, and the same rule with the CL_init
+whose offline mean exit step is closest to T/2 (chosen from the stored outputs of a fixed-T run),
+so that the time saved can be read against two amounts of work saved.
+
+Timings run with ``--threads`` (default 1) torch and Numba threads: the per-step tensors are small,
+and on a shared 2-core machine a team of two threads that wait for each other at every one of the
+per-step kernel launches costs more than it computes.
+"""
+
+from __future__ import annotations
+
+import argparse
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+
+__all__ = ["add_arguments", "run", "measure", "exit_rules", "threads"]
+
+BATCH_SIZES = (1, 16, 64, 0)
+"""Default batch sizes; 0 means the whole test set as one batch."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true",
+                        help="train 1 epoch of 4 batches, time 64 test images, 2 repeats (a structural check)")
+    parser.add_argument("--model", default=None, help="a saved AtsnVGG (save_atsn_vgg); default: train one")
+    parser.add_argument("--epochs", type=int, default=5, help="training epochs when no --model is given")
+    parser.add_argument("--T", type=int, default=4, help="the most timesteps a sample may take")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=list(BATCH_SIZES), metavar="B",
+                        help="batch sizes to time (0: the whole test set as one batch)")
+    parser.add_argument("--repeats", type=int, default=7, help="interleaved repeats per setting (medians)")
+    parser.add_argument("--threads", type=int, default=1, help="torch and Numba threads while timing")
+
+
+@contextmanager
+def threads(n: int):
+    """Run the block with ``n`` torch and Numba threads (restored afterwards)."""
+    import numba
+
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"threads must be an int >= 1, got {n!r}.")
+    before = torch.get_num_threads(), numba.get_num_threads()
+    torch.set_num_threads(n)
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before[0])
+        numba.set_num_threads(before[1])
+
+
+def exit_rules(outputs: torch.Tensor, T: int) -> dict:
+    """The two rules timed: the paper's default, and the CL_init (τ_CL = 0.999) whose offline mean
+    exit step on ``outputs`` ``[T, N, C]`` is closest to T/2 (from CL_init = 1 - 10^-k, k in [0.3, 9])."""
+    from snnlab.inference import ConfidenceExit, confidence_sweep
+
+    candidates = 1.0 - np.logspace(-0.3, -9, 60)
+    targets = torch.zeros(outputs.shape[1], dtype=torch.long)    # accuracy is not used here
+    sweep = confidence_sweep(outputs, targets, candidates, [0.999])
+    best = float(candidates[int(np.argmin(np.abs(sweep.mean_steps[:, 0] - T / 2)))])
+    return {"default": ConfidenceExit(0.999, 0.999), "half": ConfidenceExit(best, 0.999)}
+
+
+def measure(model, x: torch.Tensor, rules: dict, *, T: int, batch_sizes, repeats: int, n_threads: int = 1,
+            kind: str = "static") -> list[dict]:
+    """One row per (rule, batch size): median times (ms), ratios and the fraction of sample-steps."""
+    from snnlab.inference import compare_wallclock
+
+    rows = []
+    with threads(n_threads):
+        for name, rule in rules.items():
+            for b in batch_sizes:
+                b = len(x) if b in (0, None) else int(b)
+                t = compare_wallclock(model, x, rule, T=T, kind=kind, repeats=repeats, batch_size=b)
+                ms = {k: 1000 * v for k, v in t.items() if k not in ("sample_steps", "batch_size")}
+                rows.append({
+                    "rule": name, "rule_repr": repr(rule), "batch_size": b, "images": len(x),
+                    "sample_steps": t["sample_steps"],
+                    "ms": ms,
+                    "adaptive_over_fixed": t["adaptive"] / t["fixed"],
+                    "adaptive_over_fixed_stepwise": t["adaptive"] / t["fixed_stepwise"],
+                    "adaptive_over_fixed_cpu": t["adaptive_cpu"] / t["fixed_cpu"],
+                    "adaptive_over_fixed_stepwise_cpu": t["adaptive_cpu"] / t["fixed_stepwise_cpu"],
+                    "exit_path_share": 1.0 - t["adaptive_network"] / t["adaptive"],
+                })
+    return rows
+
+
+def run(args: argparse.Namespace) -> dict:
+    from snnlab.data import load_dataset
+    from snnlab.inference import fixed_inference
+    from snnlab.inference.ablation import train_variant
+    from snnlab.models.atsn_vgg import load_atsn_vgg
+
+    quick = bool(getattr(args, "quick", False))
+    T, repeats, batch_sizes = args.T, args.repeats, list(args.batch_sizes)
+    if any(b < 0 for b in batch_sizes):
+        raise ValueError(f"batch sizes must be >= 1 (or 0 for the whole set), got {batch_sizes}.")
+    test_set = load_dataset("digits", train=False)
+    x = torch.stack([test_set[i][0] for i in range(len(test_set))])
+    if args.model:
+        model, _ = load_atsn_vgg(args.model)
+    else:
+        torch.manual_seed(0)
+        train_set = load_dataset("digits", train=True, augment=False)
+        model, _ = train_variant("neuron_loss", train_set=train_set, T=T, epochs=1 if quick else args.epochs,
+                                 max_batches=4 if quick else None)
+    if quick:
+        x, repeats, batch_sizes = x[:64], 2, [16, 0]
+    with threads(args.threads):
+        outputs, _ = fixed_inference(model, x, T=T)
+    rules = exit_rules(outputs, T)
+    rows = measure(model, x, rules, T=T, batch_sizes=batch_sizes, repeats=repeats, n_threads=args.threads)
+    return {
+        "network": model.options, "trained_here": not args.model, "T": T, "images": len(x),
+        "threads": args.threads, "repeats": repeats, "quick": quick,
+        "rules": {k: repr(r) for k, r in rules.items()},
+        "rows": rows,
+    }
