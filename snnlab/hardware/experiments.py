@@ -12,7 +12,17 @@ from snnlab.hardware.energy import EnergyTable, GpuModel, HOROWITZ_45NM_TABLE, S
 from snnlab.hardware.fixed_point import deploy_fixed_point, quantize_input
 from snnlab.hardware.simulator import SimulationResult, prepare, simulate
 
-__all__ = ["deploy", "quantization_cost", "compare_designs", "energy_sweep"]
+__all__ = ["deploy", "quantization_cost", "compare_designs", "energy_sweep", "table3_analogue", "PAPER_TABLE3"]
+
+PAPER_TABLE3 = [
+    # network, data set, GPU FPS, GPU energy (J), accelerator FPS, accelerator energy (J), % of GPU
+    ("VGG16", "CIFAR10", 215, 6814, 248, 537.6, 7.88),
+    ("VGG16", "CIFAR100", 200, 7499, 228, 543.6, 7.24),
+    ("ResNet19", "CIFAR10", 215, 11088, 212, 606.1, 5.46),
+    ("ResNet19", "CIFAR100", 172, 13914, 180, 617.2, 4.43),
+]
+"""ATSN Table 3 as the paper reports it (RTX 3090Ti vs 4 accelerators at 28 nm, 500 MHz; energy
+for the test set, 10,000 images)."""
 
 
 def deploy(model, x: torch.Tensor, *, weight_bits: int = 8, input_bits: int = 6):
@@ -66,11 +76,14 @@ def compare_designs(model, x, y=None, *, T: int, cl_init: float = 0.999, tau_cl:
 def energy_sweep(model, x, y, cl_inits, tau_cls, *, T: int, table: EnergyTable = SATA_SIM_TABLE,
                  kind: str = "static", **config_changes) -> dict[str, np.ndarray]:
     """ATSN accelerator over a grid of (CL_init, τ_CL): energy per inference, mean steps, accuracy
-    and FPS, each ``[n_cl, n_tau]``."""
+    and FPS, each ``[n_cl, n_tau]``; ``layer_energy`` ``[n_cl, n_tau, layers]`` and ``exit_counts``
+    ``[n_cl, n_tau, T]`` (samples exiting at each step); ``layers`` the layer names."""
     cfg = design("atsn", **config_changes)
     prep = prepare(model, cfg, tuple(x.shape[1:] if kind == "static" else x.shape[2:]))
     shape = (len(cl_inits), len(tau_cls))
     out = {k: np.zeros(shape) for k in ("energy", "mean_steps", "accuracy", "fps")}
+    out["layer_energy"] = np.zeros(shape + (len(prep.program.layers),))
+    out["exit_counts"] = np.zeros(shape + (T,), dtype=np.int64)
     for i, cl in enumerate(cl_inits):
         for j, tau in enumerate(tau_cls):
             r = simulate(prep, x, T=T, cl_init=float(cl), tau_cl=float(tau), kind=kind)
@@ -78,6 +91,22 @@ def energy_sweep(model, x, y, cl_inits, tau_cls, *, T: int, table: EnergyTable =
             out["mean_steps"][i, j] = r.mean_steps
             out["accuracy"][i, j] = r.accuracy(np.asarray(y))
             out["fps"][i, j] = r.fps
+            out["layer_energy"][i, j] = [row["energy"] for row in r.per_layer(table)]
+            out["exit_counts"][i, j] = np.bincount(r.steps, minlength=T + 1)[1:]
     out["cl_inits"] = np.asarray(cl_inits, dtype=float)
     out["tau_cls"] = np.asarray(tau_cls, dtype=float)
+    out["layers"] = [layer.name for layer in prep.program.layers]
     return out
+
+
+def table3_analogue(result: SimulationResult, gpu_estimate: dict, *, frames: int,
+                    joule_table: EnergyTable = HOROWITZ_45NM_TABLE) -> dict[str, float]:
+    """One measured row of Table 3: FPS and energy (J) for ``frames`` images, GPU vs accelerator.
+
+    The accelerator's energy is the simulated per-inference energy priced with ``joule_table``; the
+    GPU's comes from :class:`GpuModel` (``gpu_estimate``).
+    """
+    acc_j = result.joules_per_inference(joule_table) * frames
+    gpu_j = gpu_estimate["joules"] * frames
+    return {"gpu_fps": gpu_estimate["fps"], "gpu_joules": gpu_j, "accelerator_fps": result.fps,
+            "accelerator_joules": acc_j, "percent_of_gpu": 100.0 * acc_j / gpu_j}
