@@ -312,3 +312,36 @@ def test_bench_adaptive_quick(capsys):
         assert 0 < row["sample_steps"] <= 1
         assert row["adaptive_over_fixed"] == pytest.approx(row["ms"]["adaptive"] / row["ms"]["fixed"])
         assert 0 <= row["exit_path_share"] < 1
+
+
+@pytest.mark.parametrize("output", ["integrator", "linear"])
+def test_step_equals_forward_bit_for_bit(batch, output):
+    net = _net(output).folded()
+    ref_net = _net(output).folded()
+    reset_model(net), reset_model(ref_net)
+    for t in range(4):
+        x = batch * (1 + 0.3 * t)                      # a different input each step
+        with torch.no_grad():
+            a, b = net.step(x), ref_net(x[None])[0]
+        assert torch.equal(a, b)
+        for m, r in zip(net.modules(), ref_net.modules()):
+            if isinstance(m, (LIFNode, NonSpikingIntegrator)) and r.v is not None:
+                assert torch.equal(m.v, r.v)
+    reset_model(net)
+    with pytest.raises(ValueError, match="one timestep"):
+        net.step(batch[None])
+    net.step(batch)
+    with pytest.raises(ValueError, match="reset"):
+        net.step(batch[:5])
+    reset_model(net), reset_model(ref_net)
+    # float64 takes the module path, with the same result
+    with torch.no_grad():
+        assert torch.allclose(net.double().step(batch.double()), ref_net.double()(batch.double()[None])[0])
+
+
+def test_step_with_bad_input_raises(batch):
+    net = _net()
+    x = batch.clone()
+    x[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="non-finite"):
+        net.step(x)

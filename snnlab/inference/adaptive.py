@@ -55,6 +55,18 @@ def step_input(x: torch.Tensor, t: int, kind: str) -> torch.Tensor:
     return x[:, t][None]
 
 
+def _stepper(model: nn.Module, kind: str):
+    """``(xs, t) -> [B, C]``: one timestep of ``model``. A model whose class defines ``step(x_t)``
+    (one timestep ``[B, ...] -> [B, C]`` continuing its state, e.g. :meth:`AtsnVGG.step
+    <snnlab.models.atsn_vgg.AtsnVGG.step>`) runs through it; any other through ``model(x_t[None])[0]``."""
+    if callable(getattr(type(model), "step", None)):
+        step = model.step
+        if kind == "static":
+            return lambda xs, t: step(xs)
+        return lambda xs, t: step(xs[:, t])
+    return lambda xs, t: model(step_input(xs, t, kind))[0]
+
+
 @dataclass
 class AdaptiveResult:
     """What :func:`adaptive_inference` returns (steps are 1-based)."""
@@ -108,7 +120,9 @@ def adaptive_inference(model: nn.Module, x: torch.Tensor, rule: ExitRule, *, T: 
     """Run ``model`` on the batch ``x`` step by step, dropping each sample once ``rule`` lets it exit.
 
     ``model`` maps time-major input ``[t, B, ...]`` to outputs ``[t, B, C]`` and keeps its neuron
-    states between calls (snnlab's neurons do). ``T`` is the most steps a sample may take.
+    states between calls (snnlab's neurons do); if its class defines ``step(x_t)`` (one timestep
+    ``[B, ...] -> [B, C]``, as :class:`~snnlab.models.atsn_vgg.AtsnVGG` does) that is called instead.
+    ``T`` is the most steps a sample may take.
 
     Per step, beyond the network: the rule's per-step form (:meth:`ExitRule.online`) tests only
     the current step's ``[B_alive, C]`` outputs against running sums, and the batch (input and every
@@ -120,6 +134,7 @@ def adaptive_inference(model: nn.Module, x: torch.Tensor, rule: ExitRule, *, T: 
     was_training, switch = _eval_mode(model)
     reset_model(model)
     nodes = _stateful_nodes(model)
+    run_step = _stepper(model, kind)
     try:
         start = time.perf_counter()
         online = rule.online(T)
@@ -132,7 +147,7 @@ def adaptive_inference(model: nn.Module, x: torch.Tensor, rule: ExitRule, *, T: 
         network = 0.0
         for t in range(T):
             tick = time.perf_counter()
-            out = model(step_input(xs, t, kind))[0]  # [B_alive, C]
+            out = run_step(xs, t)                    # [B_alive, C]
             network += time.perf_counter() - tick
             if outputs is None:
                 outputs = torch.full((T, B, out.shape[-1]), float("nan"), dtype=out.dtype)
@@ -176,15 +191,17 @@ def fixed_inference(model: nn.Module, x: torch.Tensor, *, T: int, kind: str = "s
     """All T steps for every sample: per-step outputs ``[T, B, C]`` and the wall-clock seconds.
 
     ``step_by_step=False`` runs the whole sequence in one call (multi-step neurons, the usual fixed-T
-    path); ``True`` runs the same per-step loop as :func:`adaptive_inference` without exits.
+    path); ``True`` runs the same per-step loop as :func:`adaptive_inference` without exits (the
+    model's ``step`` method if its class defines one).
     """
     _check_batch(model, x, T, kind)
+    run_step = _stepper(model, kind)
     was_training, switch = _eval_mode(model)
     reset_model(model)
     try:
         start = time.perf_counter()
         if step_by_step:
-            out = torch.cat([model(step_input(x, t, kind)) for t in range(T)])
+            out = torch.stack([run_step(x, t) for t in range(T)])
         else:
             seq = x[None].expand(T, *x.shape) if kind == "static" else x[:, :T].transpose(0, 1)
             out = model(seq.contiguous())
