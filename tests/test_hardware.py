@@ -340,3 +340,38 @@ def test_bad_input_raises_clear_errors(trained):
         with pytest.raises(ValueError):
             AcceleratorConfig(**bad)
     assert AcceleratorConfig().n_pe == 255 and math.isclose(AcceleratorConfig().clock_hz, 500e6)
+
+
+def _row_conv(weight=1.0):
+    """Conv 1->1, kernel 3, padding 1 on a 1x6 row: 6 neurons, 2 per PE on a 2x2 array (3 PEs)."""
+    net = nn.Sequential(nn.Conv2d(1, 1, 3, padding=1), _lif(), nn.Flatten(), nn.Linear(6, 2),
+                        NonSpikingIntegrator(0.5, step_mode="m"))
+    with torch.no_grad():
+        net[0].weight.fill_(weight)
+        net[0].bias.zero_()
+        net[3].weight.fill_(0.0)
+        net[3].bias.zero_()
+    return net.eval()
+
+
+def test_input_buffers_let_units_work_ahead_and_fill():
+    cfg = atsn_accelerator(rows=2, cols=2, adaptive=False)
+    x = torch.zeros(1, 1, 1, 6)
+    x[0, 0, 0, 0] = 1.0          # reaches neurons 0, 1: two accumulates on PE 0
+    x[0, 0, 0, 5] = 1.0          # reaches neurons 4, 5: two accumulates on PE 2
+    r = simulate(_row_conv(), x, T=1, config=cfg)
+    assert r.mappings[0].per_unit == 2
+    # events enter at cycles 0 and 1; PE 0 works 0-2, PE 2 works 1-3: 3 cycles (lockstep would take 4);
+    # plus load ceil(2/16) = 1, update 2, save 1
+    assert _layer(r, 0, "cycles") == 3 + 1 + 2 + 1
+    assert _layer(r, 0, "input_wait_cycles") == 0
+    # every pixel set, events enter at cycles 0..5. PE 0 (neurons 0, 1) gets 2, 2, 1 accumulates from
+    # events 0-2: busy 0-2, 2-4, 4-5. PE 1 gets 1, 2, 2, 1 from events 1-4: 1-2, 2-4, 4-6, 6-7. PE 2 gets
+    # 1, 2, 2 from events 3-5: 3-4, 4-6, 6-8. The phase takes 8 cycles (lockstep: 6 events x 2 = 12).
+    full = torch.ones(1, 1, 1, 6)
+    big = simulate(_row_conv(0.25), full, T=1, config=cfg)
+    assert _layer(big, 0, "cycles") == 8 + 1 + 2 + 1
+    # a one-address buffer: the broadcast waits for the busiest PE to start its previous event
+    tiny = simulate(_row_conv(0.25), full, T=1, config=cfg.replace(in_buffer_bytes=2))
+    assert _layer(tiny, 0, "input_wait_cycles") > 0
+    assert _layer(tiny, 0, "cycles") >= _layer(big, 0, "cycles")

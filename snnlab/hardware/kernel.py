@@ -18,10 +18,10 @@ __all__ = ["COUNTERS", "IMETA", "simulate_kernel", "simulate_kernel_jit"]
 
 COUNTERS = ("accumulate", "add", "shift", "compare", "mux", "register", "multiply", "dram", "sram",
             "scratchpad", "cycles", "stall_cycles", "busy_unit_cycles", "input_events", "synaptic_ops",
-            "spikes", "neuron_updates")
+            "spikes", "neuron_updates", "input_wait_cycles")
 """Per sample and layer, in this order (see :mod:`snnlab.hardware.simulator`)."""
 (ACC, ADD, SHIFT, CMP, MUX, REG, MUL, DRAM, SRAM, SPAD, CYC, STALL, BUSY, EVENTS, SYNOPS, SPIKES,
- UPDATES) = range(len(COUNTERS))
+ UPDATES, INWAIT) = range(len(COUNTERS))
 
 IMETA = ("kind", "cin", "hin", "win", "cout", "hout", "wout", "k", "stride", "pad", "pool", "w_off", "b_off",
          "n_off", "n", "m", "tiles", "resident", "is_output", "shifts", "mul_decay", "spk_off", "units",
@@ -32,7 +32,7 @@ IMETA = ("kind", "cin", "hin", "win", "cout", "hout", "wout", "k", "stride", "pa
 
 
 def simulate_kernel(x, x_static, imeta, fmeta, weights, biases, T, levels, adaptive, exp_table, exp_range,
-                    bus, out_cap, upd_cycles, record, spikes, outputs, steps, preds, counters, max_abs):
+                    bus, in_cap, out_cap, upd_cycles, record, spikes, outputs, steps, preds, counters, max_abs):
     """Run every sample of ``x`` ([B, T_in, D0] float64) through the layers; fill the outputs in place."""
     B = x.shape[0]
     L = imeta.shape[0]
@@ -60,6 +60,12 @@ def simulate_kernel(x, x_static, imeta, fmeta, weights, biases, T, levels, adapt
     slot_cnt = np.zeros(max_slots, np.int64)
     slot_spk = np.zeros(max_slots, np.int64)
     tile_max = np.zeros(max_tiles, np.int64)
+    # input FIFOs: per unit slot the finish time of its work, its event count and the start times of
+    # its last in_cap events; per tile the cycle its latest event entered the buffers
+    finish = np.zeros(max_slots, np.int64)
+    queued = np.zeros(max_slots, np.int64)
+    started = np.zeros((max_slots, in_cap), np.int64)
+    tile_arrival = np.zeros(max_tiles, np.int64)
     tile_stall = np.zeros(max_tiles, np.int64)
     C = imeta[L - 1, NN]
     cum = np.zeros(C)
@@ -134,9 +140,15 @@ def simulate_kernel(x, x_static, imeta, fmeta, weights, biases, T, levels, adapt
                     counters[b, l, CMP] += N
                     counters[b, l, MUX] += 2 * N
                     counters[b, l, CYC] += tiles * m * upd_cycles
-                # ---- events: every input spike is sent to the tiles it reaches; each PE does one
-                # accumulate per neuron of its own it connects to; the slowest PE sets the pace
+                # ---- events: every input spike is broadcast to the tiles it reaches, one per cycle, into
+                # the input buffers of the units it concerns; each unit works through its own buffer,
+                # one accumulate per cycle per neuron of its own the event reaches (see the docstring)
                 counters[b, l, EVENTS] += n_ev
+                for s in range(units * tiles):
+                    finish[s] = 0
+                    queued[s] = 0
+                for tl in range(tiles):
+                    tile_arrival[tl] = -1
                 for e in range(n_ev):
                     idx = ev_idx[e]
                     v = ev_val[e]
@@ -184,17 +196,35 @@ def simulate_kernel(x, x_static, imeta, fmeta, weights, biases, T, levels, adapt
                         n = tgt_n[j]
                         state[off + n] += weights[woff + tgt_w[j]] * v
                         slot_cnt[n // m] += 1
+                    # the event enters a tile one cycle after the previous one, or later if the buffer
+                    # of a unit it concerns is full (that unit has not yet started its in_cap-th last event)
                     for j in range(nt):
                         s = tgt_n[j] // m
-                        if slot_cnt[s] > tile_max[s // units]:
-                            tile_max[s // units] = slot_cnt[s]
-                    for j in range(nt):
-                        slot_cnt[tgt_n[j] // m] = 0
+                        tl = s // units
+                        # tile_max holds the candidate arrival + 1 (so 0 means "not reached")
+                        if tile_max[tl] == 0:
+                            tile_max[tl] = tile_arrival[tl] + 2
+                        if queued[s] >= in_cap:
+                            # the entry frees when that event starts; the new one enters a cycle later
+                            free_at = started[s, queued[s] % in_cap] + 2
+                            if free_at > tile_max[tl]:
+                                tile_max[tl] = free_at
                     for tl in range(tiles):
                         if tile_max[tl] > 0:
-                            counters[b, l, CYC] += tile_max[tl]
+                            arrival = tile_max[tl] - 1
+                            counters[b, l, INWAIT] += arrival - (tile_arrival[tl] + 1)
+                            tile_arrival[tl] = arrival
                             counters[b, l, SRAM] += 1            # the event read into the tile's input buffers
-                            tile_max[tl] = 0
+                    for j in range(nt):
+                        s = tgt_n[j] // m
+                        if slot_cnt[s] > 0:
+                            start_s = max(finish[s], tile_arrival[s // units])
+                            finish[s] = start_s + slot_cnt[s]
+                            started[s, queued[s] % in_cap] = start_s
+                            queued[s] += 1
+                            slot_cnt[s] = 0
+                    for tl in range(tiles):
+                        tile_max[tl] = 0
                     counters[b, l, ACC] += nt
                     counters[b, l, SYNOPS] += nt
                     counters[b, l, BUSY] += nt
@@ -205,6 +235,12 @@ def simulate_kernel(x, x_static, imeta, fmeta, weights, biases, T, levels, adapt
                         counters[b, l, SPAD] += nt               # weight from the unit's memory
                     else:
                         counters[b, l, SRAM] += nt               # weight streamed from SRAM
+                for tl in range(tiles):
+                    busy_until = tile_arrival[tl] + 1
+                    for s in range(tl * units, (tl + 1) * units):
+                        if finish[s] > busy_until:
+                            busy_until = finish[s]
+                    counters[b, l, CYC] += busy_until
                 # ---- neuron update part 2: fire, reset, spikes out (LIF) or output (integrator)
                 if imeta[l, LIF] == 1:
                     nspk = 0

@@ -23,9 +23,12 @@ the layers run in order on the whole array (time-multiplexed). For each layer an
    moves ``bus_words`` words per cycle. The AT unit keeps its weights for the whole sample.
 2. *update*: every PE decays its ``m`` neurons and adds the bias, ``pe_update_cycles`` each
    (PEs in parallel, so ``m·pe_update_cycles`` cycles per tile; the AT unit: one neuron at a time).
-3. *events*: each input event is broadcast to the tiles it reaches, one event per cycle per PE; a
-   PE does one accumulate per neuron of its own the event connects to, and the event takes as many
-   cycles as the busiest PE of the tile (the others idle: that is the utilisation lost).
+3. *events*: each input event is broadcast to the tiles it reaches, at most one event per cycle,
+   into the 128 B input buffer (64 addresses) of every unit it concerns (an address filter drops
+   it elsewhere). Each unit works through its own buffer, one accumulate per cycle for each of its
+   neurons the event reaches, so units with more work fall behind and others idle (the utilisation
+   lost). When the buffer of a unit the next event concerns is full, the broadcast waits
+   (``input_wait_cycles``). The phase ends when the last unit has emptied its buffer.
 4. *fire*: compare, reset, spike addresses into the PE's 128 B output buffer (64 addresses); a PE
    whose buffer fills waits for a flush over the bus (``ceil(64 / bus_words)`` cycles per flush):
    those are the stall cycles. The buffers drain into SRAM while the next phase runs (not counted).
@@ -271,7 +274,8 @@ def _run(kernel, model, x, *, T, config, cl_init, tau_cl, kind, record_spikes, i
     max_abs = np.zeros(L)
     start = time.perf_counter()
     kernel(xs, static, prep.imeta, prep.fmeta, prep.weights, prep.biases, T, levels, bool(config.adaptive), table,
-           float(config.exp_table_range), config.bus_words, config.out_buffer_entries, config.pe_update_cycles,
+           float(config.exp_table_range), config.bus_words, config.in_buffer_entries, config.out_buffer_entries,
+           config.pe_update_cycles,
            bool(record_spikes), spikes, outputs, steps, preds, counters, max_abs)
     seconds = time.perf_counter() - start
     spike_dict = None
