@@ -85,4 +85,5 @@ def test_figures_draw(setup):
     fig = plt.figure()
     shown = draw_energy_explorer(fig, sweep, 0.51, 1.0)
     assert shown["energy"] == sweep["energy"][0, 0]
+    assert fig._suptitle.get_text().startswith("CL_init = 0.5, τ_CL = 1: thresholds CL_t = 0.5000, 0.5000, 0.5000")
     plt.close(fig)

@@ -53,8 +53,9 @@ def plot_designs(axes, summaries: dict[str, dict], *, keys=("energy", "cycles", 
 
 
 def draw_energy_explorer(fig, sweep: dict, cl_init: float, tau_cl: float, *, unit: str = "") -> dict[str, float]:
-    """Left: per-layer energy at (CL_init, τ_CL); right: exit-step histogram. Values from
-    :func:`snnlab.hardware.experiments.energy_sweep` at the nearest grid point (returned)."""
+    """Left: per-layer energy at (CL_init, τ_CL); right: exit-step histogram; above: the thresholds
+    CL_t of eq. 15 tested at t < T. Values from :func:`snnlab.hardware.experiments.energy_sweep` at
+    the nearest grid point (returned)."""
     i = int(np.argmin(np.abs(sweep["cl_inits"] - cl_init)))
     j = int(np.argmin(np.abs(sweep["tau_cls"] - tau_cl)))
     ax0, ax1 = fig.subplots(1, 2)
@@ -73,5 +74,9 @@ def draw_energy_explorer(fig, sweep: dict, cl_init: float, tau_cl: float, *, uni
     ax1.set_ylabel("samples")
     ax1.set_title(f"accuracy {100 * sweep['accuracy'][i, j]:.2f}%, mean steps {sweep['mean_steps'][i, j]:.2f}",
                   fontsize=9)
+    T = len(counts)
+    levels = sweep["cl_inits"][i] * sweep["tau_cls"][j] ** np.arange(T)
+    fig.suptitle(f"CL_init = {sweep['cl_inits'][i]:g}, τ_CL = {sweep['tau_cls'][j]:g}: thresholds CL_t = "
+                 + ", ".join(f"{v:.4f}" for v in levels[:-1]) + " (t = 1.." + str(T - 1) + ")", fontsize=9)
     return {"energy": float(sweep["energy"][i, j]), "mean_steps": float(sweep["mean_steps"][i, j]),
             "accuracy": float(sweep["accuracy"][i, j])}
