@@ -375,3 +375,35 @@ def test_input_buffers_let_units_work_ahead_and_fill():
     tiny = simulate(_row_conv(0.25), full, T=1, config=cfg.replace(in_buffer_bytes=2))
     assert _layer(tiny, 0, "input_wait_cycles") > 0
     assert _layer(tiny, 0, "cycles") >= _layer(big, 0, "cycles")
+
+
+def test_event_frames_stream_a_new_frame_every_step():
+    net = _tiny_conv()
+    g = torch.Generator().manual_seed(0)
+    frames = (torch.rand(3, 4, 1, 4, 4, generator=g) < 0.4).float()     # [B, T, C, H, W] binary events
+    r = simulate(net, frames, T=4, kind="events", config=atsn_accelerator(adaptive=False), record_spikes=True)
+    out = _TimeConv(net)(frames.transpose(0, 1))
+    np.testing.assert_array_equal(r.outputs, out.detach().double().numpy())
+    # DRAM: every event read once (address events), plus the class written back
+    assert r.counts("dram")[0] == frames.sum()
+    assert r.counts("input_events")[0] == frames.sum() and r.counts("multiply")[0] == 0
+    with pytest.raises(ValueError, match="fewer than T"):
+        simulate(net, frames, T=5, kind="events")
+
+
+def test_small_memories_split_layers_into_tiles_and_stream_weights(trained):
+    model, x = trained
+    base = simulate(model, x[:20], T=4, config=atsn_accelerator(adaptive=False))
+    small = atsn_accelerator(adaptive=False, rows=4, cols=4, pe_memory_bytes=64)
+    tiled = simulate(model, x[:20], T=4, config=small)
+    assert [m.tiles for m in tiled.mappings[:2]] != [1, 1] and max(m.tiles for m in tiled.mappings) > 1
+    assert not all(m.weights_resident for m in tiled.mappings)          # conv 2's kernels do not fit 64 B
+    np.testing.assert_array_equal(tiled.outputs, base.outputs)
+    np.testing.assert_array_equal(tiled.counts("synaptic_ops"), base.counts("synaptic_ops"))
+    assert tiled.cycles_per_inference > base.cycles_per_inference
+    # a streamed layer reads every weight it uses from SRAM: at least one SRAM read per accumulate
+    streamed = [i for i, m in enumerate(tiled.mappings) if not m.weights_resident]
+    for i in streamed:
+        assert tiled.counts("sram")[i] >= tiled.counts("accumulate")[i]
+    with pytest.raises(ValueError, match="potentials"):
+        simulate(model, x[:2], T=1, config=atsn_accelerator(rows=2, cols=2, pe_memory_bytes=2))
