@@ -311,7 +311,7 @@ def test_bench_adaptive_quick(capsys):
     for row in bench["rows"]:
         assert 0 < row["sample_steps"] <= 1
         assert row["adaptive_over_fixed"] == pytest.approx(row["ms"]["adaptive"] / row["ms"]["fixed"])
-        assert 0 <= row["exit_path_share"] < 1
+        assert 0 <= row["outside_network_share"] < 1
 
 
 @pytest.mark.parametrize("output", ["integrator", "linear"])
@@ -345,3 +345,23 @@ def test_step_with_bad_input_raises(batch):
     x[0, 0, 0, 0] = float("nan")
     with pytest.raises(ValueError, match="non-finite"):
         net.step(x)
+
+
+def test_per_step_cost_fit_recovers_a_line():
+    from snnlab.bench.adaptive import per_step_cost
+
+    # 100 images, T = 4: per step 50 µs + 2 µs per sample; ms totals = steps · per-step µs / 1000
+    rows = [{"rule": "default", "batch_size": b, "images": 100,
+             "ms": {"fixed_stepwise": 4 * -(-100 // b) * (50 + 2 * b) / 1000}} for b in (1, 10, 100)]
+    cost = per_step_cost(rows + [{**rows[0], "rule": "half"}], T=4)
+    assert cost["fixed_us"] == pytest.approx(50) and cost["per_sample_us"] == pytest.approx(2)
+    assert cost["per_step_us"] == pytest.approx({1: 52, 10: 70, 100: 250})
+    with pytest.raises(ValueError, match="two batch sizes"):
+        per_step_cost(rows[:1], T=4)
+
+
+def test_pooling_seconds_reports_both():
+    from snnlab.bench.adaptive import pooling_seconds
+
+    seconds = pooling_seconds((4, 2, 4, 4), repeats=3)
+    assert set(seconds) == {"max_pool2d", "SpikeMaxPool2d"} and all(v > 0 for v in seconds.values())

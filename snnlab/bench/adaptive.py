@@ -29,7 +29,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-__all__ = ["add_arguments", "run", "measure", "exit_rules", "threads"]
+__all__ = ["add_arguments", "run", "measure", "exit_rules", "threads", "per_step_cost", "pooling_seconds"]
 
 BATCH_SIZES = (1, 16, 64, 0)
 """Default batch sizes; 0 means the whole test set as one batch."""
@@ -96,9 +96,46 @@ def measure(model, x: torch.Tensor, rules: dict, *, T: int, batch_sizes, repeats
                     "adaptive_over_fixed_stepwise": t["adaptive"] / t["fixed_stepwise"],
                     "adaptive_over_fixed_cpu": t["adaptive_cpu"] / t["fixed_cpu"],
                     "adaptive_over_fixed_stepwise_cpu": t["adaptive_cpu"] / t["fixed_stepwise_cpu"],
-                    "exit_path_share": 1.0 - t["adaptive_network"] / t["adaptive"],
+                    "outside_network_share": 1.0 - t["adaptive_network"] / t["adaptive"],
                 })
     return rows
+
+
+def per_step_cost(rows: list[dict], T: int, rule: str = "default") -> dict:
+    """Fit the per-step loop's time per step as ``fixed + per_sample · B`` over the batch sizes of ``rows``
+    (from :func:`measure`; the ``fixed_stepwise`` times of ``rule``'s rows). Returns microseconds:
+    ``{"fixed_us", "per_sample_us", "per_step_us": {B: µs}}``. Needs two batch sizes or more."""
+    mine = [r for r in rows if r["rule"] == rule]
+    per_step = {r["batch_size"]: 1000 * r["ms"]["fixed_stepwise"] / (T * -(-r["images"] // r["batch_size"]))
+                for r in mine}
+    if len(per_step) < 2:
+        raise ValueError(f"the fit needs rows of rule {rule!r} at two batch sizes or more, got {sorted(per_step)}.")
+    sizes = np.array(sorted(per_step), dtype=np.float64)
+    slope, intercept = np.polyfit(sizes, [per_step[int(b)] for b in sizes], 1)
+    return {"fixed_us": float(intercept), "per_sample_us": float(slope),
+            "per_step_us": {int(b): per_step[int(b)] for b in sizes}}
+
+
+def pooling_seconds(shape=(450, 8, 8, 8), repeats: int = 20) -> dict:
+    """Median seconds of torch's ``max_pool2d`` and :class:`~snnlab.models.atsn_vgg.SpikeMaxPool2d` on
+    random spikes of ``shape`` without gradient (the operation the profile found most expensive)."""
+    import time
+
+    import torch.nn.functional as F
+
+    from snnlab.models.atsn_vgg import SpikeMaxPool2d
+
+    spikes = (torch.rand(shape, generator=torch.Generator().manual_seed(0)) > 0.7).float()
+    fast = SpikeMaxPool2d()
+    pools = {"max_pool2d": lambda: F.max_pool2d(spikes, 2), "SpikeMaxPool2d": lambda: fast(spikes)}
+    times: dict[str, list[float]] = {k: [] for k in pools}
+    with torch.no_grad():
+        for _ in range(repeats):
+            for name, pool in pools.items():
+                start = time.perf_counter()
+                pool()
+                times[name].append(time.perf_counter() - start)
+    return {k: float(np.median(v)) for k, v in times.items()}
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -126,9 +163,14 @@ def run(args: argparse.Namespace) -> dict:
         outputs, _ = fixed_inference(model, x, T=T)
     rules = exit_rules(outputs, T)
     rows = measure(model, x, rules, T=T, batch_sizes=batch_sizes, repeats=repeats, n_threads=args.threads)
+    with threads(args.threads):
+        pooling = pooling_seconds((len(x), 8, 8, 8))
     return {
         "network": model.options, "trained_here": not args.model, "T": T, "images": len(x),
         "threads": args.threads, "repeats": repeats, "quick": quick,
         "rules": {k: repr(r) for k, r in rules.items()},
         "rows": rows,
+        "per_step_cost": per_step_cost(rows, T),
+        "pooling_seconds": pooling,
+        "pooling_speedup": pooling["max_pool2d"] / pooling["SpikeMaxPool2d"],
     }

@@ -31,9 +31,11 @@ from __future__ import annotations
 
 import copy
 import weakref
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Sequence
 
+import numba
 import numpy as np
 import torch
 from torch import nn
@@ -138,13 +140,16 @@ class AtsnVGG(nn.Module):
         if not isinstance(x, torch.Tensor) or tuple(x.shape[1:]) != self.input_shape:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"step() takes one timestep [B, {', '.join(map(str, self.input_shape))}], got {shape}.")
+        # one Numba thread: kernels run directly (numba.set_num_threads costs ~10 µs a call, and the
+        # neuron modules call it twice per small kernel); otherwise as the modules launch them
+        launch = _direct if numba.get_num_threads() == 1 else ops._launch
         for layer in self.features:
-            x = layer.layers(x) if isinstance(layer, TimeFolded) else _lif_step(layer, x)
+            x = layer.layers(x) if isinstance(layer, TimeFolded) else _lif_step(layer, x, launch)
         x = x.flatten(1)
         for layer in self.hidden:
-            x = _lif_step(layer, x) if isinstance(layer, LIFNode) else layer(x)
+            x = _lif_step(layer, x, launch) if isinstance(layer, LIFNode) else layer(x)
         x = self.classifier(x)
-        return _integrator_step(self.output, x) if isinstance(self.output, NonSpikingIntegrator) else x
+        return _integrator_step(self.output, x, launch) if isinstance(self.output, NonSpikingIntegrator) else x
 
     @torch.no_grad()
     def folded(self) -> "AtsnVGG":
@@ -181,7 +186,13 @@ def _lif_params(node: LIFNode, dtype) -> tuple[int, bool, np.ndarray]:
     return cached[2:]
 
 
-def _lif_step(node: LIFNode, x: torch.Tensor) -> torch.Tensor:
+@contextmanager
+def _direct(n_neurons: int, work: int):
+    """The block size of a kernel launch on one thread, without touching Numba's thread count."""
+    yield min(K.BLOCK, K.block_size(n_neurons, 1))
+
+
+def _lif_step(node: LIFNode, x: torch.Tensor, launch=ops._launch) -> torch.Tensor:
     """One step of a LIF layer (module state ``node.v`` continued) by the Numba forward kernel."""
     if not ops.use_kernel(x, node.backend) or type(node) is not LIFNode:
         return node(x[None])[0]
@@ -193,7 +204,7 @@ def _lif_step(node: LIFNode, x: torch.Tensor) -> torch.Tensor:
                          f"call reset() before feeding a new sequence.")
     charge, hard, prm = _lif_params(node, x2.numpy().dtype)
     spikes, v = torch.empty_like(x2), x2.new_empty((n,))
-    with ops._launch(n, n) as block:
+    with launch(n, n) as block:
         bad = K.spiking_forward(x2.numpy(), v0.numpy(), prm, charge, hard, spikes.numpy(), spikes.numpy(),
                                 v.numpy(), False, block)
     if bad:
@@ -202,7 +213,7 @@ def _lif_step(node: LIFNode, x: torch.Tensor) -> torch.Tensor:
     return spikes.reshape(x.shape)
 
 
-def _integrator_step(node: NonSpikingIntegrator, x: torch.Tensor) -> torch.Tensor:
+def _integrator_step(node: NonSpikingIntegrator, x: torch.Tensor, launch=ops._launch) -> torch.Tensor:
     """One step of the non-spiking integrator (eq. 8) by its Numba forward kernel."""
     if not ops.use_kernel(x, node.backend):
         return node(x[None])[0]
@@ -213,7 +224,7 @@ def _integrator_step(node: NonSpikingIntegrator, x: torch.Tensor) -> torch.Tenso
         raise ValueError(f"input shape {tuple(x.shape)} does not match the stored state {tuple(node.v.shape)}; "
                          f"call reset() before feeding a new sequence.")
     out = torch.empty_like(x2)
-    with ops._launch(n, n) as block:
+    with launch(n, n) as block:
         bad = K.integrator_forward(x2.numpy(), v0.numpy(), np.array([node.decay], dtype=x2.numpy().dtype),
                                    out.numpy(), block)
     if bad:
