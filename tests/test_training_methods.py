@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from snnlab.models import SpikingMLP, build_model, make_neuron
+from snnlab.neurons import NonSpikingIntegrator
 from snnlab.surrogate import Sigmoid
 from snnlab.training.traces import next_step
 from snnlab.training import (
@@ -387,3 +388,74 @@ def test_time_major():
     assert torch.equal(time_major(events, 5, "events")[6], events[:, 6])
     with pytest.raises(ValueError, match="valid choices"):
         time_major(static, 5, "video")
+
+
+class _IntegratorNet(nn.Module):
+    """Linear -> LIF -> Linear -> leaky non-spiking integrator (decay 0.5): an output with memory."""
+
+    def __init__(self, dtype):
+        super().__init__()
+        torch.manual_seed(0)
+        self.input_shape = (4,)
+        self.fc1, self.lif, self.fc2 = nn.Linear(4, 6), make_neuron(), nn.Linear(6, 3)
+        self.out = NonSpikingIntegrator(decay=0.5, step_mode="m")
+        self.to(dtype)
+        with torch.no_grad():
+            self.fc1.bias.add_(0.8)  # make the hidden layer fire
+
+    def forward(self, x):
+        return self.out(self.fc2(self.lif(self.fc1(x))))
+
+
+def _cut_unrolled_by_hand(model, x, y, loss):
+    """Reference: the network unrolled by hand, one step at a time, every state detached between
+    steps (the LIF by its own single-step cut, the integrator by hand: V = 0.5·V.detach() + z)."""
+    model.zero_grad(set_to_none=True)
+    reset_model(model)
+    model.lif.step_mode, model.lif.cut_temporal_grad = "s", True
+    T, v, total = x.shape[0], None, 0.0
+    for t in range(T):
+        z = model.fc2(model.lif(model.fc1(x[t])))
+        v = z if v is None else 0.5 * v.detach() + z
+        total = total + loss.step_loss(v, y, t, T)
+    total.backward()
+    model.lif.step_mode, model.lif.cut_temporal_grad = "m", False
+    reset_model(model)
+    return {n: p.grad.clone() for n, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_temporal_cut_reaches_a_leaky_output_integrator(dtype):
+    """SLTT/OTTT cut every state, the output integrator's too: no gradient through V[t-1]."""
+    model = _IntegratorNet(dtype)
+    x, y = _data((4,), T=4, B=5, dtype=dtype)
+    loss = build_loss("tet")
+    ref = _cut_unrolled_by_hand(model, x, y, loss)
+
+    assert set_temporal_cut(model, True) == 2  # the LIF and the integrator
+    assert model.out.cut_temporal_grad
+    z = model.fc2(model.lif(model.fc1(x)))
+    z.retain_grad()
+    v = model.out(z)
+    v[-1].sum().backward()
+    assert torch.count_nonzero(z.grad[:-1]) == 0  # V[T-1] does not reach back to z[t < T-1]
+    set_temporal_cut(model, False)
+    assert not model.out.cut_temporal_grad and not model.lif.cut_temporal_grad
+
+    _assert_same(compute_gradients("sltt", model, x, y, loss), ref)
+    got = compute_gradients("ottt_a", model, x, y, loss)
+    build_method("bptt").attach(model)  # plain network again: the cut is cleared
+    assert not model.out.cut_temporal_grad
+    # OTTT_A differs from SLTT only in the trace of the LIF's spikes (fc2's weight); fc1 sees raw input
+    _assert_same({"fc1.weight": got["fc1.weight"]}, {"fc1.weight": ref["fc1.weight"]})
+    bptt = compute_gradients("bptt", model, x, y, loss)
+    assert not torch.allclose(bptt["fc2.weight"], ref["fc2.weight"])  # the integrator's memory matters
+
+
+def test_clearing_the_cut_leaves_an_exact_cut_in_place():
+    """An integrator with decay 0 has no temporal path: its cut (set by OTTT's VGG) stays on."""
+    model = build_model("ottt_vgg", num_classes=3, input_shape=(1, 8, 8), T=2, config=(4, "A", 4))
+    assert model.readout.cut_temporal_grad
+    set_temporal_cut(model, True)
+    set_temporal_cut(model, False)
+    assert model.readout.cut_temporal_grad

@@ -38,7 +38,7 @@ from torch import nn
 
 from snnlab.checks import check_choice, check_tensor, check_timesteps
 from snnlab.training.losses import SequenceLoss
-from snnlab.training.state import reset_model, set_temporal_cut, spiking_neurons
+from snnlab.training.state import clear_temporal_cut, reset_model, set_temporal_cut
 from snnlab.training.traces import SYNAPTIC_TYPES, attach_traces, detach_traces, next_step, traced_layers
 
 __all__ = [
@@ -88,11 +88,6 @@ def _check_out(out: torch.Tensor, T: int, B: int) -> torch.Tensor:
             f"the training methods and losses need one output per timestep."
         )
     return out
-
-
-def _clear_temporal_cut(model: nn.Module) -> None:
-    for n in spiking_neurons(model):
-        n.cut_temporal_grad = False
 
 
 @dataclass
@@ -154,14 +149,14 @@ class TrainingMethod:
         if self.temporal_cut:
             set_temporal_cut(core, True)  # raises for a network without spiking neurons
         else:
-            _clear_temporal_cut(core)
+            clear_temporal_cut(core)
         core._snnlab_method = self
 
     def detach(self, model: nn.Module) -> None:
         """Undo :meth:`attach`: plain BPTT-ready network."""
         core = unwrap(model)
         detach_traces(core)
-        _clear_temporal_cut(core)
+        clear_temporal_cut(core)
         core.__dict__.pop("_snnlab_method", None)
 
     def check_loss(self, loss_fn: SequenceLoss) -> None:
