@@ -104,10 +104,11 @@ def _check_batch(model: nn.Module, x: torch.Tensor, T: int, kind: str) -> int:
     return x.shape[0]
 
 
-def _eval_mode(model: nn.Module) -> tuple[bool, bool]:
+def _eval_mode(model: nn.Module, modules: list[nn.Module] | None = None) -> tuple[bool, bool]:
     """Put ``model`` in eval mode; returns (its mode before, whether it had to be switched).
-    (``model.eval()`` sets an attribute on every module: skipped when all are in eval mode already.)"""
-    switch = any(m.training for m in model.modules())
+    (``model.eval()`` sets an attribute on every module: skipped when all are in eval mode already.)
+    ``modules``: ``list(model.modules())`` if the caller has it."""
+    switch = any(m.training for m in (model.modules() if modules is None else modules))
     was_training = model.training
     if switch:
         model.eval()
@@ -131,9 +132,10 @@ def adaptive_inference(model: nn.Module, x: torch.Tensor, rule: ExitRule, *, T: 
     if not isinstance(rule, ExitRule):
         raise TypeError(f"rule must be an ExitRule (ConfidenceExit, EntropyExit, FixedSteps), got {type(rule).__name__}.")
     B = _check_batch(model, x, T, kind)
-    was_training, switch = _eval_mode(model)
+    modules = list(model.modules())
+    was_training, switch = _eval_mode(model, modules)
     reset_model(model)
-    nodes = _stateful_nodes(model)
+    nodes = [m for m in modules if isinstance(m, StatefulNode)]
     run_step = _stepper(model, kind)
     try:
         start = time.perf_counter()

@@ -115,8 +115,8 @@ class RunningReadout:
             self.step = f.softmax(-1)
             term = self.step
         if self.readout != "step_softmax":
-            # 0 + x first, as cumsum does (it also turns -0.0 into +0.0)
-            self.total = (torch.zeros_like(term) if self.total is None else self.total) + term
+            # the first term plus 0.0, as cumsum adds it to 0 (which also turns -0.0 into +0.0)
+            self.total = term + 0.0 if self.total is None else self.total + term
 
     def probabilities(self, rows: torch.Tensor | None = None) -> torch.Tensor:
         """The readout's class probabilities at the current step, for ``rows`` (default: all)."""
