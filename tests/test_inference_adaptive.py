@@ -365,3 +365,19 @@ def test_pooling_seconds_reports_both():
 
     seconds = pooling_seconds((4, 2, 4, 4), repeats=3)
     assert set(seconds) == {"max_pool2d", "SpikeMaxPool2d"} and all(v > 0 for v in seconds.values())
+
+
+def test_runs_leave_every_state_reset_as_reset_model_does(batch):
+    from snnlab.neurons import StatefulNode
+    from snnlab.training.traces import _ATTR, TraceLayer
+
+    net = _net()
+    rule, _ = _rule_with_spread(net, batch)
+    marker = TraceLayer(name="classifier", decay=0.5, trace=torch.ones(1), calls=3)
+    setattr(net.classifier, _ATTR, marker)            # a trace, as OTTT attaches one
+    for run in (lambda: adaptive_inference(net, batch, rule, T=4), lambda: fixed_inference(net, batch, T=4),
+                lambda: fixed_inference(net, batch, T=4, step_by_step=True)):
+        marker.trace, marker.calls = torch.ones(1), 3
+        run()
+        assert all(m.v is None for m in net.modules() if isinstance(m, StatefulNode))
+        assert marker.trace is None and marker.calls == 0

@@ -24,7 +24,7 @@ from torch import nn
 from snnlab.checks import check_choice, check_tensor, check_timesteps
 from snnlab.inference.exit_rule import ExitRule
 from snnlab.neurons import MLFNode, StatefulNode
-from snnlab.training.state import reset_model
+from snnlab.training.traces import reset_traces
 
 __all__ = ["AdaptiveResult", "select_samples", "step_input", "adaptive_inference", "fixed_inference",
            "compare_wallclock"]
@@ -115,6 +115,19 @@ def _eval_mode(model: nn.Module, modules: list[nn.Module] | None = None) -> tupl
     return was_training, switch
 
 
+def _resetter(model: nn.Module, modules: list[nn.Module]):
+    """A function doing what :func:`snnlab.training.reset_model` does (reset every module whose class
+    defines ``reset()``, and every OTTT trace), with the modules found once per call instead of per
+    reset."""
+    resettable = [m for m in modules if callable(getattr(type(m), "reset", None))]
+
+    def reset() -> None:
+        for m in resettable:
+            m.reset()
+        reset_traces(model)
+    return reset
+
+
 @torch.no_grad()
 def adaptive_inference(model: nn.Module, x: torch.Tensor, rule: ExitRule, *, T: int,
                        kind: str = "static") -> AdaptiveResult:
@@ -134,7 +147,8 @@ def adaptive_inference(model: nn.Module, x: torch.Tensor, rule: ExitRule, *, T: 
     B = _check_batch(model, x, T, kind)
     modules = list(model.modules())
     was_training, switch = _eval_mode(model, modules)
-    reset_model(model)
+    reset = _resetter(model, modules)
+    reset()
     nodes = [m for m in modules if isinstance(m, StatefulNode)]
     run_step = _stepper(model, kind)
     try:
@@ -181,7 +195,7 @@ def adaptive_inference(model: nn.Module, x: torch.Tensor, rule: ExitRule, *, T: 
             _select_states(nodes, keep)
         seconds = time.perf_counter() - start
     finally:
-        reset_model(model)
+        reset()
         if switch:
             model.train(was_training)
     return AdaptiveResult(steps, predictions, outputs, active, seconds, network)
@@ -198,8 +212,10 @@ def fixed_inference(model: nn.Module, x: torch.Tensor, *, T: int, kind: str = "s
     """
     _check_batch(model, x, T, kind)
     run_step = _stepper(model, kind)
-    was_training, switch = _eval_mode(model)
-    reset_model(model)
+    modules = list(model.modules())
+    was_training, switch = _eval_mode(model, modules)
+    reset = _resetter(model, modules)
+    reset()
     try:
         start = time.perf_counter()
         if step_by_step:
@@ -209,7 +225,7 @@ def fixed_inference(model: nn.Module, x: torch.Tensor, *, T: int, kind: str = "s
             out = model(seq.contiguous())
         seconds = time.perf_counter() - start
     finally:
-        reset_model(model)
+        reset()
         if switch:
             model.train(was_training)
     return out, seconds
