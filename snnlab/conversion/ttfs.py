@@ -40,11 +40,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import numba
 from numba import njit, prange
 from torch import nn
 
 from snnlab.checks import check_choice, check_finite, check_positive, check_tensor, check_timesteps
+from snnlab.cpu_threads import numba_threads
 
 __all__ = [
     "ThresholdParams",
@@ -170,13 +170,8 @@ def spike_times(v: torch.Tensor, T: int, encode, calibrate=None, *, backend: str
         flat = v.detach().reshape(-1).contiguous().numpy()
         t_enc = np.empty(flat.shape[0], dtype=np.int64)
         t_cal = np.empty(flat.shape[0], dtype=np.int64)
-        previous = numba.get_num_threads()
-        if flat.shape[0] * T < PARALLEL_MIN_WORK:  # thread start-up would cost more than the work
-            numba.set_num_threads(1)
-        try:
+        with numba_threads(flat.shape[0] * T, PARALLEL_MIN_WORK):
             sc_ttfs_times_kernel(flat, T, ae, be, ke, ac, bc, kc, cal, t_enc, t_cal)
-        finally:
-            numba.set_num_threads(previous)
         return (torch.from_numpy(t_enc).reshape(v.shape), torch.from_numpy(t_cal).reshape(v.shape))
     with torch.no_grad():
         v64 = v.detach().to(torch.float64)

@@ -25,11 +25,11 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 import torch
 
 from snnlab.checks import check_finite
+from snnlab.cpu_threads import numba_threads
 from snnlab.neurons import buffers
 from snnlab.neurons import kernels as K
 from snnlab.neurons.functional import NeuronParams, integrator_step, mlf_step, neuron_step
@@ -72,23 +72,12 @@ def _raise_nonfinite(bad: int, what: str) -> None:
     )
 
 
-PARALLEL_MIN_WORK = 1 << 16
-"""Below this many neuron-steps a kernel runs on one thread: starting the thread team costs more
-than the work (microseconds on an idle machine, milliseconds when the cores are oversubscribed)."""
-
-
 @contextmanager
 def _launch(n_neurons: int, work: int, max_block: int = K.BLOCK):
-    """Yield the block size for a kernel over ``n_neurons``; one thread when ``work`` is small."""
-    if work >= PARALLEL_MIN_WORK:
-        yield min(max_block, K.block_size(n_neurons, numba.get_num_threads()))
-        return
-    previous = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        yield min(max_block, K.block_size(n_neurons, 1))
-    finally:
-        numba.set_num_threads(previous)
+    """Yield the block size for a kernel over ``n_neurons`` run on the thread count of
+    :func:`snnlab.cpu_threads.numba_threads` (one thread when ``work`` is small)."""
+    with numba_threads(work) as threads:
+        yield min(max_block, K.block_size(n_neurons, threads))
 
 
 def _mlf_backward_block(steps: int, levels: int) -> int:

@@ -1,0 +1,89 @@
+"""The kernels' thread budget: never more than torch's or Numba's thread count, one for small work."""
+
+import numba
+import pytest
+import torch
+
+from snnlab.cpu_threads import PARALLEL_MIN_WORK, kernel_thread_count, numba_threads
+from snnlab.neurons import IFNode
+
+
+@pytest.fixture
+def restore_threads():
+    torch_threads, numba_threads_before = torch.get_num_threads(), numba.get_num_threads()
+    yield
+    torch.set_num_threads(torch_threads)
+    numba.set_num_threads(numba_threads_before)
+
+
+def test_small_work_runs_on_one_thread():
+    assert kernel_thread_count(PARALLEL_MIN_WORK - 1) == 1
+    assert kernel_thread_count(10, min_work=11) == 1
+
+
+def test_large_work_takes_the_smaller_budget(restore_threads):
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    torch.set_num_threads(1)
+    assert kernel_thread_count(1 << 30) == 1
+    numba.set_num_threads(1)
+    torch.set_num_threads(max(1, numba.config.NUMBA_NUM_THREADS))
+    assert kernel_thread_count(1 << 30) == 1
+    if numba.config.NUMBA_NUM_THREADS >= 2:
+        numba.set_num_threads(2)
+        torch.set_num_threads(2)
+        assert kernel_thread_count(1 << 30) == 2
+
+
+def test_context_sets_and_restores_numba_threads(restore_threads):
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs a machine where Numba may use 2 threads")
+    numba.set_num_threads(2)
+    torch.set_num_threads(1)
+    with numba_threads(1 << 30) as n:
+        assert n == 1 and numba.get_num_threads() == 1
+    assert numba.get_num_threads() == 2
+    with pytest.raises(RuntimeError, match="inside"):
+        with numba_threads(1):
+            assert numba.get_num_threads() == 1
+            raise RuntimeError("inside")
+    assert numba.get_num_threads() == 2
+
+
+def test_neuron_kernel_respects_torch_budget(restore_threads, monkeypatch):
+    """A kernel launched while torch is limited to one thread runs with Numba on one thread."""
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs a machine where Numba may use 2 threads")
+    from snnlab.neurons import kernels
+
+    seen = []
+    original = kernels.spiking_forward
+
+    def spy(*args):
+        seen.append(numba.get_num_threads())
+        return original(*args)
+
+    monkeypatch.setattr(kernels, "spiking_forward", spy)
+    numba.set_num_threads(2)
+    x = torch.rand(8, PARALLEL_MIN_WORK)  # 8 * 2^16 neuron-steps: parallel-sized work
+    torch.set_num_threads(1)
+    IFNode(step_mode="m")(x)
+    torch.set_num_threads(2)
+    IFNode(step_mode="m")(x)
+    assert seen == [1, 2]
+    assert numba.get_num_threads() == 2
+
+
+def test_first_kernel_keeps_torch_thread_count():
+    """Numba's first use used to reset torch's OpenMP thread count to NUMBA_NUM_THREADS (fresh process)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch; torch.set_num_threads(1)\n"
+        "torch.nn.BatchNorm2d(8)(torch.rand(128, 8, 8, 8))\n"  # torch's OpenMP team in use first
+        "from snnlab.neurons import IFNode\n"
+        "IFNode(step_mode='m')(torch.rand(4, 32, 8, 8, 8))\n"
+        "print(torch.get_num_threads())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "1"
