@@ -10,7 +10,15 @@ samples computed at each step is returned.
 
 Determinism: eval mode, no gradient; the same inputs give the same exit steps and predictions as
 the offline rule on a full fixed-T run (tested), because every layer acts on each sample separately
-(BatchNorm in eval mode is an affine map per channel) and the neurons are run step by step.
+(BatchNorm in eval mode is an affine map per channel), the neurons are run step by step, and the
+rule's per-step form (:meth:`~snnlab.inference.exit_rule.ExitRule.online`) does the offline rule's
+arithmetic on running sums.
+
+Cost per step beyond the network: the exit test on the step's ``[B_alive, C]`` outputs (a few small
+tensor operations), and, only at steps where some sample exits, one ``index_select`` of the input
+and of each neuron state. A model whose class defines ``step(x_t)`` (:meth:`AtsnVGG.step
+<snnlab.models.atsn_vgg.AtsnVGG.step>`) is run through it, which skips the per-module set-up of a
+multi-step call; :func:`fixed_inference` with ``step_by_step=True`` runs the same loop without exits.
 """
 
 from __future__ import annotations
