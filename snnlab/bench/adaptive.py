@@ -54,14 +54,17 @@ def threads(n: int):
 
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"threads must be an int >= 1, got {n!r}.")
-    before = torch.get_num_threads(), numba.get_num_threads()
-    torch.set_num_threads(n)
+    from snnlab.cpu_threads import start_numba_threads
+
+    start_numba_threads()   # Numba's start (and its thread-count changes) can reset torch's count:
+    before = torch.get_num_threads(), numba.get_num_threads()   # so set Numba's first, torch's last
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    torch.set_num_threads(n)
     try:
         yield
     finally:
-        torch.set_num_threads(before[0])
         numba.set_num_threads(before[1])
+        torch.set_num_threads(before[0])
 
 
 def exit_rules(outputs: torch.Tensor, T: int) -> dict:
