@@ -31,7 +31,7 @@ from contextlib import contextmanager
 import numba
 import torch
 
-__all__ = ["PARALLEL_MIN_WORK", "start_numba_threads", "kernel_thread_count", "numba_threads"]
+__all__ = ["PARALLEL_MIN_WORK", "start_numba_threads", "kernel_thread_count", "numba_threads", "parallel_min_work"]
 
 PARALLEL_MIN_WORK = 1 << 16
 """Below this many elements of work (neuron-steps) a kernel runs on one thread."""
@@ -52,17 +52,17 @@ def start_numba_threads() -> None:
     _started = True
 
 
-def kernel_thread_count(work: int, min_work: int = PARALLEL_MIN_WORK) -> int:
-    """Threads a kernel over ``work`` elements should use: 1 below ``min_work``, else the smaller
-    of Numba's and torch's current thread counts."""
+def kernel_thread_count(work: int, min_work: int | None = None) -> int:
+    """Threads a kernel over ``work`` elements should use: 1 below ``min_work`` (default
+    :data:`PARALLEL_MIN_WORK`), else the smaller of Numba's and torch's current thread counts."""
     start_numba_threads()
-    if work < min_work:
+    if work < (PARALLEL_MIN_WORK if min_work is None else min_work):
         return 1
     return max(1, min(numba.get_num_threads(), torch.get_num_threads()))
 
 
 @contextmanager
-def numba_threads(work: int, min_work: int = PARALLEL_MIN_WORK) -> Iterator[int]:
+def numba_threads(work: int, min_work: int | None = None) -> Iterator[int]:
     """Run the Numba calls inside on :func:`kernel_thread_count` threads; yields that count and
     restores Numba's previous setting afterwards."""
     threads = kernel_thread_count(work, min_work)  # starts Numba's team first, if needed
@@ -78,3 +78,17 @@ def numba_threads(work: int, min_work: int = PARALLEL_MIN_WORK) -> Iterator[int]
         numba.set_num_threads(previous)
         if torch.get_num_threads() != torch_threads:
             torch.set_num_threads(torch_threads)
+
+
+@contextmanager
+def parallel_min_work(value: int) -> Iterator[None]:
+    """Use ``value`` as :data:`PARALLEL_MIN_WORK` inside (0: always the whole team; a huge value:
+    always one thread). ``snnlab bench neurons`` measures the crossover with it."""
+    global PARALLEL_MIN_WORK
+    if int(value) < 0:
+        raise ValueError(f"parallel_min_work needs a work size >= 0 neuron-steps, got {value}.")
+    previous, PARALLEL_MIN_WORK = PARALLEL_MIN_WORK, int(value)
+    try:
+        yield
+    finally:
+        PARALLEL_MIN_WORK = previous

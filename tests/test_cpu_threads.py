@@ -87,3 +87,16 @@ def test_first_kernel_keeps_torch_thread_count():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip().splitlines()[-1] == "1"
+
+
+def test_parallel_min_work_is_scoped():
+    from snnlab import cpu_threads
+
+    before = cpu_threads.PARALLEL_MIN_WORK
+    with cpu_threads.parallel_min_work(1 << 40):
+        assert kernel_thread_count(1 << 30) == 1
+        assert cpu_threads.PARALLEL_MIN_WORK == 1 << 40
+    assert cpu_threads.PARALLEL_MIN_WORK == before
+    with pytest.raises(ValueError, match=">= 0"):
+        with cpu_threads.parallel_min_work(-1):
+            pass

@@ -72,6 +72,16 @@ def test_quick_run_is_json_with_every_part(result):
             for lib in measured:
                 if lib != "snnlab":
                     assert _positive(entry["ratios"][phase][f"{lib}_over_snnlab"])
+        for phase in ("forward", "backward", "forward_backward"):  # the shared Linear, timed alone
+            assert _positive(entry["linear_only"][phase]["min_s"])
+
+    c = result["workload_c_thread_team"]
+    assert [row["neuron_steps"] for row in c["rows"]] == [4096, 65536]
+    for row in c["rows"]:
+        assert _positive(row["one_thread"]["min_s"]) and _positive(row["team"]["min_s"])
+        assert row["team_speedup"] == pytest.approx(row["one_thread"]["min_s"] / row["team"]["min_s"])
+    faster = [row["neuron_steps"] for row in c["rows"] if row["team_speedup"] > 1]
+    assert c["smallest_size_where_team_is_faster"] == (min(faster) if faster else None)
 
 
 def test_targets_are_evaluated(result):
@@ -82,6 +92,9 @@ def test_targets_are_evaluated(result):
         if "met" in t:
             assert isinstance(t["met"], bool)
     assert any(k.startswith("b_n") for k in targets)
+    for n in result["workload_b"]["by_n"]:  # the training step, and each phase on its own
+        for suffix in ("", "_forward", "_backward"):
+            assert f"b_n{n}_faster_than_every_baseline{suffix}" in targets
 
 
 def test_same_dynamics_in_every_library(result):
@@ -112,6 +125,8 @@ def test_peak_rss_child_reports_bytes():
 
 def test_bad_options_raise():
     with pytest.raises(ValueError, match="workload"):
-        _quick(workloads="c")
+        _quick(workloads="d")
+    with pytest.raises(ValueError, match="c-sizes"):
+        _quick(workloads="c", c_sizes="4")
     with pytest.raises(ValueError, match="library"):
         _quick(libraries="brian2")

@@ -1,6 +1,6 @@
 """Neuron kernels against SpikingJelly, snnTorch and Norse on CPU: one LIF layer, and Linear + LIF.
 
-Two workloads, every library running the same neuron (see :data:`DYNAMICS`):
+Three workloads, every library running the same neuron (see :data:`DYNAMICS`):
 
 * (a) one LIF layer, T = 8 steps, N = 2^20 neurons: forward (inference, no graph) and
   forward + backward (training: the graph is built, then ``out.backward(g)`` with a fixed ``g``);
@@ -8,7 +8,10 @@ Two workloads, every library running the same neuron (see :data:`DYNAMICS`):
   batch 16, T = 500, n in {512, 1024, 2048}: forward time, backward time, the bytes autograd keeps
   for the backward and the peak resident memory of one forward + backward (in a fresh process).
   Every library gets the same Linear applied to the whole ``[T, B, n]`` sequence at once (one
-  matrix product, identical for all), so the difference is the neuron.
+  matrix product, identical for all), so the difference is the neuron; the Linear alone is timed
+  too (``linear_only``), to show how much of each phase every library shares;
+* (c) snnlab alone: the LIF forward + backward at growing sizes on one thread and on the whole
+  thread team, to find where the team starts to pay (:data:`snnlab.cpu_threads.PARALLEL_MIN_WORK`).
 
 Baselines, measured in the same run: snnlab's own pure-torch path (``backend="torch"``),
 SpikingJelly, snnTorch and Norse when installed (``pip install -e ".[bench]"``; a missing one is
@@ -16,7 +19,9 @@ reported as skipped, with the reason), and a roofline: the time to copy, with to
 copy, as many bytes as the kernels must read and write (workload a). Ratios are
 ``baseline time / snnlab time`` (above 1: snnlab is faster) and ``snnlab time / roofline time``.
 Times are the minimum over ``--repeats`` runs after ``--warmup`` runs (the median is reported
-too); the machine's load average at the start and the end is recorded, as other work skews it.
+too). The libraries (and the roofline copy) are timed in turn, round after round, so a change in
+the machine's load reaches all of them alike; the load average at the start and the end is
+recorded, as other work skews absolute times.
 
 ``--allocator reuse`` sets glibc's ``M_MMAP_THRESHOLD`` / ``M_TRIM_THRESHOLD`` (for every library
 in the run) so freed large tensors are reused instead of returned to the kernel: with the default
@@ -171,26 +176,30 @@ def build_neuron(lib: str) -> Callable[[torch.Tensor], torch.Tensor]:
 # ------------------------------------------------------------------------------------------------
 
 
-def _timed(fn: Callable[[], object], warmup: int, repeats: int) -> dict:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        gc.collect()
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return {"min_s": min(times), "median_s": statistics.median(times), "repeats": repeats}
+def _interleaved(fns: dict[str, Callable[[], object]], warmup: int, repeats: int) -> dict[str, dict]:
+    """Time every function of ``fns`` in turn, round after round, so that a change in the machine's
+    load during the run reaches all of them alike (measuring one library's repeats, then the next's,
+    let a burst of other work decide a ratio). Per function: min and median over ``repeats``."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for round_ in range(warmup + repeats):
+        for name, fn in fns.items():
+            gc.collect()
+            t0 = time.perf_counter()
+            fn()
+            elapsed = time.perf_counter() - t0
+            if round_ >= warmup:
+                times[name].append(elapsed)
+    return {name: {"min_s": min(ts), "median_s": statistics.median(ts), "repeats": repeats}
+            for name, ts in times.items()}
 
 
-def _copy_roofline(n_bytes: int, warmup: int, repeats: int) -> dict:
-    """Time torch's (parallel) copy of ``n_bytes / 2`` bytes: it reads and writes ``n_bytes`` in all."""
+def _copy(n_bytes: int) -> tuple[Callable[[], object], int]:
+    """Torch's (parallel) copy of ``n_bytes / 2`` bytes, which reads and writes ``n_bytes`` in all;
+    returns the copy and the bytes it moves."""
     numel = max(1, n_bytes // 8)
     src = torch.ones(numel)
     dst = torch.empty(numel)
-    timing = _timed(lambda: dst.copy_(src), warmup, repeats)
-    timing["bytes_read_and_written"] = 8 * numel
-    return timing
+    return (lambda: dst.copy_(src)), 8 * numel
 
 
 def _saved_bytes(fn: Callable[[], object]) -> int:
@@ -246,40 +255,39 @@ def _workload_a(args: argparse.Namespace, libs: list[str]) -> dict:
     g = torch.Generator().manual_seed(0)
     x = torch.randn(T, N, generator=g) * 0.7 + 0.6
     grad = torch.randn(T, N, generator=g)
-    results: dict[str, dict] = {}
+    # bytes the kernels must move: forward reads X, writes S (inference keeps nothing); training's
+    # forward also writes H, its backward reads dL/dS and H and writes dL/dX (state vectors: N each)
+    copies = {"forward": _copy(8 * T * N + 8 * N), "forward_backward": _copy(24 * T * N + 16 * N)}
+    fns: dict[str, dict[str, Callable[[], object]]] = {"forward": {}, "forward_backward": {}}
+    rates: dict[str, float] = {}
+    xr = x.clone().requires_grad_()
     for lib in libs:
         neuron = build_neuron(lib)
         with torch.no_grad():
-            rate = float(neuron(x).mean())
+            rates[lib] = float(neuron(x).mean())
 
-        def forward() -> None:
+        def forward(neuron=neuron) -> None:
             with torch.no_grad():
                 neuron(x)
 
-        xr = x.clone().requires_grad_()
-
-        def forward_backward() -> None:
+        def forward_backward(neuron=neuron) -> None:
             xr.grad = None
             neuron(xr).backward(grad)
 
-        results[lib] = {
-            "forward": _timed(forward, args.warmup, args.repeats),
-            "forward_backward": _timed(forward_backward, args.warmup, args.repeats),
-            "firing_rate": rate,
-        }
-        del neuron
-        gc.collect()
-    # bytes the kernels must move: forward reads X, writes S (inference keeps nothing); training's
-    # forward also writes H, its backward reads dL/dS and H and writes dL/dX (state vectors: N each)
-    fwd_bytes = 8 * T * N + 8 * N
-    fb_bytes = 24 * T * N + 16 * N
-    roofline = {
-        "forward": _copy_roofline(fwd_bytes, args.warmup, args.repeats),
-        "forward_backward": _copy_roofline(fb_bytes, args.warmup, args.repeats),
-        "note": "time of torch's parallel copy of the bytes the kernels read and write: forward "
-        "8 bytes per neuron-step (read X, write S), forward + backward 24 (also write H; read dL/dS "
-        "and H, write dL/dX)",
-    }
+        fns["forward"][lib] = forward
+        fns["forward_backward"][lib] = forward_backward
+    results: dict[str, dict] = {lib: {"firing_rate": rates[lib]} for lib in libs}
+    roofline: dict[str, dict] = {}
+    for phase, (copy, moved) in copies.items():
+        timed = _interleaved({**fns[phase], "roofline": copy}, args.warmup, args.repeats)
+        roofline[phase] = {**timed.pop("roofline"), "bytes_read_and_written": moved}
+        for lib, timing in timed.items():
+            results[lib][phase] = timing
+    roofline["note"] = (
+        "time of torch's parallel copy of the bytes the kernels read and write, timed in the same "
+        "rounds as the libraries: forward 8 bytes per neuron-step (read X, write S), forward + backward "
+        "24 (also write H; read dL/dS and H, write dL/dX)"
+    )
     ours = results.get("snnlab")
     ratios: dict[str, dict] = {}
     for phase in ("forward", "forward_backward"):
@@ -310,13 +318,13 @@ def _workload_b(args: argparse.Namespace, libs: list[str]) -> dict:
     per_n: dict[str, dict] = {}
     for n in args.b_sizes:
         x, grad = _b_inputs(T, B, n)
-        results: dict[str, dict] = {}
-        for lib in libs:
-            linear, model = _linear_lif(lib, n)
-            with torch.no_grad():
-                rate = float(model(x).mean())
-            fwd_times, bwd_times = [], []
-            for i in range(args.warmup + args.repeats):
+        models = {lib: _linear_lif(lib, n) for lib in libs}
+        # the Linear alone (the same for every library): how much of each step is not the neuron
+        shared = torch.nn.Linear(n, n)
+        models["linear_only"] = (shared, shared)
+        times: dict[str, dict[str, list[float]]] = {k: {"forward": [], "backward": []} for k in models}
+        for round_ in range(args.warmup + args.repeats):  # libraries in turn, round after round
+            for key, (linear, model) in models.items():
                 linear.zero_grad(set_to_none=True)
                 gc.collect()
                 t0 = time.perf_counter()
@@ -325,23 +333,29 @@ def _workload_b(args: argparse.Namespace, libs: list[str]) -> dict:
                 out.backward(grad)
                 t2 = time.perf_counter()
                 del out
-                if i >= args.warmup:
-                    fwd_times.append(t1 - t0)
-                    bwd_times.append(t2 - t1)
-            tot = [a + b for a, b in zip(fwd_times, bwd_times)]
+                if round_ >= args.warmup:
+                    times[key]["forward"].append(t1 - t0)
+                    times[key]["backward"].append(t2 - t1)
+        results: dict[str, dict] = {}
+        for key, (linear, model) in models.items():
+            fwd, bwd = times[key]["forward"], times[key]["backward"]
+            tot = [a + b for a, b in zip(fwd, bwd)]
             entry = {
-                "forward": {"min_s": min(fwd_times), "median_s": statistics.median(fwd_times)},
-                "backward": {"min_s": min(bwd_times), "median_s": statistics.median(bwd_times)},
-                "forward_backward": {"min_s": min(tot), "median_s": statistics.median(tot)},
-                "repeats": args.repeats,
-                "firing_rate": rate,
-                "saved_for_backward_bytes": _saved_bytes(lambda: model(x)),
+                phase: {"min_s": min(ts), "median_s": statistics.median(ts)}
+                for phase, ts in (("forward", fwd), ("backward", bwd), ("forward_backward", tot))
             }
+            entry["repeats"] = args.repeats
+            if key == "linear_only":
+                linear_only = entry
+                continue
+            with torch.no_grad():
+                entry["firing_rate"] = float(model(x).mean())
+            entry["saved_for_backward_bytes"] = _saved_bytes(lambda: model(x))
             if args.peak_memory:
-                entry["peak_rss_increase_bytes"] = peak_rss_of_training_step(lib, n, T, B, args.allocator)
-            results[lib] = entry
-            del linear, model
-            gc.collect()
+                entry["peak_rss_increase_bytes"] = peak_rss_of_training_step(key, n, T, B, args.allocator)
+            results[key] = entry
+        del models, shared
+        gc.collect()
         ours = results.get("snnlab")
         ratios = {}
         for phase in ("forward", "backward", "forward_backward"):
@@ -352,8 +366,46 @@ def _workload_b(args: argparse.Namespace, libs: list[str]) -> dict:
         for key in ("saved_for_backward_bytes", "peak_rss_increase_bytes"):
             if ours and key in ours:
                 ratios[key] = {f"{lib}_over_snnlab": _ratio(results[lib][key], ours[key]) for lib in libs if lib != "snnlab"}
-        per_n[str(n)] = {"results": results, "ratios": ratios}
+        per_n[str(n)] = {"results": results, "ratios": ratios, "linear_only": linear_only}
     return {"steps": T, "batch": B, "sizes": list(args.b_sizes), "by_n": per_n}
+
+
+def _workload_c(args: argparse.Namespace) -> dict:
+    """(c) Where the thread team starts to pay: snnlab's LIF forward + backward over T = 8 steps at
+    growing sizes, on one thread and on the whole team, timed in turn. The smallest size at which
+    the team is faster is what :data:`snnlab.cpu_threads.PARALLEL_MIN_WORK` should be near."""
+    from snnlab import cpu_threads
+
+    T = 8
+    neuron = build_neuron("snnlab")
+    g = torch.Generator().manual_seed(3)
+    rows = []
+    for work in args.c_sizes:
+        x = (torch.randn(T, max(1, work // T), generator=g) * 0.7 + 0.6).requires_grad_()
+        grad = torch.randn(x.shape, generator=g)
+
+        def step(limit: int) -> Callable[[], None]:
+            def run() -> None:
+                with cpu_threads.parallel_min_work(limit):
+                    x.grad = None
+                    neuron(x).backward(grad)
+            return run
+
+        timed = _interleaved({"one_thread": step(1 << 62), "team": step(0)}, args.warmup, args.repeats)
+        rows.append({
+            "neuron_steps": int(x.numel()),
+            "one_thread": timed["one_thread"],
+            "team": timed["team"],
+            "team_speedup": _ratio(timed["one_thread"]["min_s"], timed["team"]["min_s"]),
+        })
+    faster = [r["neuron_steps"] for r in rows if (r["team_speedup"] or 0) > 1.0]
+    return {
+        "steps": T,
+        "team_threads": cpu_threads.kernel_thread_count(1 << 62),
+        "rows": rows,
+        "smallest_size_where_team_is_faster": min(faster) if faster else None,
+        "parallel_min_work_in_use": cpu_threads.PARALLEL_MIN_WORK,
+    }
 
 
 def peak_rss_of_training_step(lib: str, n: int, T: int, B: int, allocator: str = "default") -> int | None:
@@ -395,13 +447,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes (seconds): checks the JSON, not the speed")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per measurement (default 7; quick 1)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed runs first (default 2; quick 1)")
-    parser.add_argument("--workloads", default="a,b", help="comma-separated: a, b (default both)")
+    parser.add_argument("--workloads", default="a,b,c",
+                        help="comma-separated: a, b, c (thread-team crossover); default all three")
     parser.add_argument("--libraries", default=",".join(LIBRARIES), help=f"comma-separated subset of {', '.join(LIBRARIES)}")
     parser.add_argument("--a-neurons", type=int, default=None, help="workload a: neurons (default 2^20)")
     parser.add_argument("--a-steps", type=int, default=None, help="workload a: timesteps (default 8)")
     parser.add_argument("--b-sizes", default=None, help="workload b: comma-separated n (default 512,1024,2048)")
     parser.add_argument("--b-steps", type=int, default=None, help="workload b: timesteps (default 500)")
     parser.add_argument("--b-batch", type=int, default=None, help="workload b: batch size (default 16)")
+    parser.add_argument("--c-sizes", default=None,
+                        help="workload c: comma-separated neuron-step counts (default 2^12..2^22 in steps of 4x)")
     parser.add_argument("--allocator", choices=("default", "reuse"), default="default",
                         help="'reuse' keeps freed large blocks in glibc's heap (no page faults on reuse)")
     parser.add_argument("--peak-memory", dest="peak_memory", action="store_true", default=None,
@@ -425,14 +480,16 @@ def _resolve(args: argparse.Namespace) -> argparse.Namespace:
     sizes = pick("b_sizes", "512,1024,2048", "16")
     out.b_sizes = [int(s) for s in str(sizes).split(",") if s.strip()]
     out.b_steps = pick("b_steps", 500, 8)
+    c_sizes = pick("c_sizes", ",".join(str(1 << k) for k in range(12, 23, 2)), "4096,65536")
+    out.c_sizes = [int(s) for s in str(c_sizes).split(",") if s.strip()]
     out.b_batch = pick("b_batch", 16, 2)
     out.peak_memory = pick("peak_memory", True, False)
-    out.workloads = [w.strip() for w in str(getattr(args, "workloads", "a,b")).split(",") if w.strip()]
+    out.workloads = [w.strip() for w in str(getattr(args, "workloads", "a,b,c")).split(",") if w.strip()]
     out.libraries = [lib.strip() for lib in str(getattr(args, "libraries", ",".join(LIBRARIES))).split(",") if lib.strip()]
     out.allocator = getattr(args, "allocator", "default")
     for w in out.workloads:
-        if w not in ("a", "b"):
-            raise ValueError(f"unknown workload {w!r}; valid: a, b.")
+        if w not in ("a", "b", "c"):
+            raise ValueError(f"unknown workload {w!r}; valid: a, b, c.")
     for lib in out.libraries:
         if lib not in LIBRARIES:
             raise ValueError(f"unknown library {lib!r}; valid: {', '.join(LIBRARIES)}.")
@@ -441,6 +498,8 @@ def _resolve(args: argparse.Namespace) -> argparse.Namespace:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(out, name)}.")
     if out.warmup < 0 or any(n < 1 for n in out.b_sizes) or not out.b_sizes:
         raise ValueError("--warmup must be >= 0 and --b-sizes positive integers.")
+    if not out.c_sizes or any(n < 8 for n in out.c_sizes):
+        raise ValueError("--c-sizes must be neuron-step counts >= 8 (T = 8 steps).")
     return out
 
 
@@ -459,13 +518,14 @@ def _targets(result: dict, libs: list[str]) -> dict:
     b = result.get("workload_b")
     if b:
         for n, entry in b["by_n"].items():
-            ratios = entry["ratios"]["forward_backward"]
-            measured = {k: v for k, v in ratios.items() if v is not None}
-            targets[f"b_n{n}_faster_than_every_baseline"] = {
-                "slowest_baseline_over_snnlab": min(measured.values()) if measured else None,
-                "met": bool(measured) and all(v > 1.0 for v in measured.values()),
-                "baselines": sorted(k.replace("_over_snnlab", "") for k in measured),
-            }
+            for phase in ("forward_backward", "forward", "backward"):
+                measured = {k: v for k, v in entry["ratios"][phase].items() if v is not None}
+                suffix = "" if phase == "forward_backward" else f"_{phase}"
+                targets[f"b_n{n}_faster_than_every_baseline{suffix}"] = {
+                    "slowest_baseline_over_snnlab": min(measured.values()) if measured else None,
+                    "met": bool(measured) and all(v > 1.0 for v in measured.values()),
+                    "baselines": sorted(k.replace("_over_snnlab", "") for k in measured),
+                }
     return targets
 
 
@@ -495,6 +555,8 @@ def run(args: argparse.Namespace) -> dict:
         result["workload_a"] = _workload_a(args, libs)
     if "b" in args.workloads:
         result["workload_b"] = _workload_b(args, libs)
+    if "c" in args.workloads:
+        result["workload_c_thread_team"] = _workload_c(args)
     result["targets"] = _targets(result, libs)
     result["load_average_1m_end"] = os.getloadavg()[0]
     return result
