@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Sequence
 
-__all__ = ["main", "build_parser", "COMMAND_MODULES"]
+__all__ = ["main", "build_parser", "COMMAND_MODULES", "print_json"]
 
 # Modules providing `register(subparsers)`; each adds one top-level command.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -21,6 +21,15 @@ COMMAND_MODULES: tuple[str, ...] = (
     "snnlab.hardware.cli",
     "snnlab.training.cli",
 )
+
+
+def print_json(result, output: str | None = None) -> None:
+    """Print ``result`` as indented JSON (numpy scalars as floats) and, with ``output``, also write it there."""
+    text = json.dumps(result, indent=2, default=float)
+    print(text)
+    if output:
+        with open(output, "w") as fh:
+            fh.write(text + "\n")
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -42,7 +51,7 @@ def _info(args: argparse.Namespace) -> int:
         "cpu_threads": torch.get_num_threads(),
         "quick_mode": quick_mode(),
     }
-    print(json.dumps(info, indent=2))
+    print_json(info)
     return 0
 
 

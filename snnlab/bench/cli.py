@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import os
 import platform
 import sys
 import time
 
 from snnlab.bench import BENCHMARKS
+from snnlab.cli import print_json
 
 __all__ = ["register", "machine_info"]
 
@@ -44,11 +44,7 @@ def _run(args: argparse.Namespace) -> int:
             results[name] = module.run(own.parse_args([]))
         else:
             results[name] = module.run(args)
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.output:
-        with open(args.output, "w") as fh:
-            fh.write(text + "\n")
+    print_json(results, args.output)
     return 0
 
 

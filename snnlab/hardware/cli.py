@@ -14,8 +14,9 @@ counts, energy (``--energy-table``) and joules (45 nm table), the accuracy, and 
 from __future__ import annotations
 
 import argparse
-import json
 import time
+
+from snnlab.cli import print_json
 
 __all__ = ["register"]
 
@@ -78,11 +79,7 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.per_layer:
         out["per_layer"] = report["per_layer"]
     out["seconds"] = time.perf_counter() - start
-    text = json.dumps(out, indent=2, default=float)
-    print(text)
-    if args.output:
-        with open(args.output, "w") as fh:
-            fh.write(text + "\n")
+    print_json(out, args.output)
     return 0
 
 
