@@ -13,6 +13,8 @@ from snnlab.analysis.ottt import (
     mean_firing,
     memory_vs_T,
     presynaptic_trace,
+    seed_gap,
+    student_t_quantile,
 )
 from snnlab.models import SpikingMLP
 from snnlab.neurons import LIFNode
@@ -135,3 +137,39 @@ def test_memory_vs_T_bptt_grows_and_ottt_stays_flat():
         memory_vs_T(make, x, y, build_loss("ottt"), timesteps=(0,))
     with pytest.raises(ValueError, match="frames"):
         memory_vs_T(make, torch.rand(8, 2, 4), y, build_loss("ottt"), timesteps=(4,), kind="events")
+
+
+def test_student_t_quantile_matches_the_table():
+    table = {(0.975, 1): 12.7062, (0.975, 2): 4.3027, (0.975, 3): 3.1824, (0.975, 10): 2.2281,
+             (0.95, 5): 2.0150, (0.975, 1e6): 1.9600}
+    for (p, df), t in table.items():
+        assert student_t_quantile(p, df) == pytest.approx(t, abs=2e-4)
+    with pytest.raises(ValueError, match="p"):
+        student_t_quantile(0.4, 3)
+    with pytest.raises(ValueError, match="degrees of freedom"):
+        student_t_quantile(0.975, 0)
+
+
+def test_seed_gap_matches_welch_and_flags_only_significant_gaps():
+    a, b = [0.80, 0.84, 0.82], [0.90, 0.86, 0.91, 0.89]
+    got = seed_gap(a, b)
+    ta, tb = torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64)
+    assert got.mean_a == pytest.approx(float(ta.mean())) and got.std_a == pytest.approx(float(ta.std()))
+    assert got.mean_b == pytest.approx(float(tb.mean())) and got.std_b == pytest.approx(float(tb.std()))
+    assert got.difference == pytest.approx(float(tb.mean() - ta.mean()))
+    va, vb = float(ta.var()) / 3, float(tb.var()) / 4
+    assert got.standard_error == pytest.approx(math.sqrt(va + vb))
+    df = (va + vb) ** 2 / (va**2 / 2 + vb**2 / 3)  # Welch-Satterthwaite
+    assert got.threshold == pytest.approx(student_t_quantile(0.975, df) * got.standard_error)
+    assert got.resolved  # 0.072 apart, threshold about 0.038
+    # 3 points apart is 4.2 standard errors, but with 2 degrees of freedom t(0.975) = 4.30: not resolved
+    close = seed_gap([0.0, 1.0], [3.0, 4.0])
+    assert close.difference / close.standard_error > 4 and not close.resolved
+    assert seed_gap([0.0, 1.0], [3.5, 4.5]).resolved
+    single = seed_gap([0.80, 0.84, 0.82], [0.95])  # one run against a spread: df = n_a - 1
+    assert single.std_b == 0.0 and single.standard_error == pytest.approx(0.02 / math.sqrt(3))
+    assert single.threshold == pytest.approx(student_t_quantile(0.975, 2) * single.standard_error)
+    with pytest.raises(ValueError, match="two or more"):
+        seed_gap([0.8], [0.9])
+    with pytest.raises(ValueError, match="at least one"):
+        seed_gap([], [0.9, 0.8])
