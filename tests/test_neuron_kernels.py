@@ -590,3 +590,32 @@ def test_gradient_through_one_output_only(which):
         grads.append(xx.grad)
     torch.testing.assert_close(grads[0], grads[1], **_tol())
     assert grads[0].abs().sum() > 0
+
+
+@pytest.mark.parametrize("grad_mode", ["no_grad", "input_without_grad"])
+def test_inference_path_equals_training_path(grad_mode):
+    """Without a graph to record, the kernels run without the autograd wrapper: same spikes,
+    potentials and integrator outputs, no grad_fn, non-finite input still rejected."""
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(6, 3, 50, generator=g) + 0.5
+    params = NeuronParams(v_threshold=1.0, v_reset=0.0, tau=2.0, decay_input=False)
+    v0 = torch.rand(3, 50, generator=g)
+    s_ref, v_ref = spiking_multi_step(x.clone().requires_grad_(), v0, params, ArcTan())
+    i_ref = integrator_multi_step(x.clone().requires_grad_(), v0, 0.5)
+    assert s_ref.grad_fn is not None and i_ref.grad_fn is not None
+    if grad_mode == "no_grad":
+        with torch.no_grad():
+            s, v = spiking_multi_step(x.clone().requires_grad_(), v0, params, ArcTan())
+            out = integrator_multi_step(x.clone().requires_grad_(), v0, 0.5)
+    else:
+        s, v = spiking_multi_step(x, v0, params, ArcTan())
+        out = integrator_multi_step(x, v0, 0.5)
+    assert s.grad_fn is None and v.grad_fn is None and out.grad_fn is None
+    assert torch.equal(s, s_ref.detach()) and torch.equal(v, v_ref.detach())
+    assert torch.equal(out, i_ref.detach())
+    bad = x.clone()
+    bad[2, 1, 3] = float("nan")
+    with torch.no_grad(), pytest.raises(ValueError, match="non-finite"):
+        spiking_multi_step(bad, v0, params, ArcTan())
+    with torch.no_grad(), pytest.raises(ValueError, match="non-finite"):
+        integrator_multi_step(bad, v0, 0.5)

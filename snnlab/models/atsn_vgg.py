@@ -30,21 +30,15 @@ network of Conv2d (with bias), LIF, MaxPool, Linear and the integrator only; :fu
 from __future__ import annotations
 
 import copy
-import weakref
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Sequence
 
-import numba
-import numpy as np
 import torch
 from torch import nn
 
 from snnlab.checks import check_choice, check_in_range, check_positive
 from snnlab.models.small import TimeFolded, _check_input
-from snnlab.neurons import LIFNode, NonSpikingIntegrator
-from snnlab.neurons import kernels as K
-from snnlab.neurons import ops
+from snnlab.neurons import LIFNode, NonSpikingIntegrator, StatefulNode
 from snnlab.surrogate import Triangle
 
 __all__ = ["AtsnVGG", "SpikeMaxPool2d", "atsn_vgg", "save_atsn_vgg", "load_atsn_vgg"]
@@ -132,24 +126,20 @@ class AtsnVGG(nn.Module):
         The same outputs and states as ``self(x[None])[0]``, bit for bit (tested), without gradient.
         The layers are run directly: convolutions and linear layers through their module calls (so
         forward hooks, e.g. :class:`~snnlab.inference.SynapticOpCounter`'s, see them), pooling by
-        :class:`SpikeMaxPool2d`, and each LIF layer and the integrator by snnlab's Numba kernel for
-        one step, without the autograd wrapper and per-call set-up of the neuron modules (the kernel
-        is the one the modules run, so the arithmetic is the same; float64 input or the torch
-        backend fall back to the module call).
+        :class:`SpikeMaxPool2d`, and each LIF layer and the integrator by its module's
+        ``single_step_forward`` (the same kernel call as a module call, without the per-call input
+        checks; under ``no_grad`` the neuron operations skip autograd's bookkeeping).
         """
         if not isinstance(x, torch.Tensor) or tuple(x.shape[1:]) != self.input_shape:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"step() takes one timestep [B, {', '.join(map(str, self.input_shape))}], got {shape}.")
-        # one Numba thread: kernels run directly (numba.set_num_threads costs ~10 µs a call, and the
-        # neuron modules call it twice per small kernel); otherwise as the modules launch them
-        launch = _direct if numba.get_num_threads() == 1 else ops._launch
         for layer in self.features:
-            x = layer.layers(x) if isinstance(layer, TimeFolded) else _lif_step(layer, x, launch)
+            x = layer.layers(x) if isinstance(layer, TimeFolded) else layer.single_step_forward(x)
         x = x.flatten(1)
         for layer in self.hidden:
-            x = _lif_step(layer, x, launch) if isinstance(layer, LIFNode) else layer(x)
+            x = layer.single_step_forward(x) if isinstance(layer, StatefulNode) else layer(x)
         x = self.classifier(x)
-        return _integrator_step(self.output, x, launch) if isinstance(self.output, NonSpikingIntegrator) else x
+        return self.output.single_step_forward(x) if isinstance(self.output, StatefulNode) else x
 
     @torch.no_grad()
     def folded(self) -> "AtsnVGG":
@@ -170,67 +160,6 @@ class AtsnVGG(nn.Module):
                 state[key] = value
         net.load_state_dict(state)
         return net.eval()
-
-
-_PARAMS: "weakref.WeakKeyDictionary[LIFNode, tuple]" = weakref.WeakKeyDictionary()
-
-
-def _lif_params(node: LIFNode, dtype) -> tuple[int, bool, np.ndarray]:
-    """(charge code, hard reset, kernel parameter vector) of ``node``, cached per node and params."""
-    cached = _PARAMS.get(node)
-    if cached is None or cached[0] is not node.params or cached[1] != dtype:
-        p = node.params
-        cfg = ops._SpikingConfig(ops._charge_code(node.kind, p), p, node.surrogate.kernel_spec(), False)
-        cached = (p, dtype, cfg.charge, not p.soft_reset, cfg.vector(dtype, 1.0 / p.tau))
-        _PARAMS[node] = cached
-    return cached[2:]
-
-
-@contextmanager
-def _direct(n_neurons: int, work: int):
-    """The block size of a kernel launch on one thread, without touching Numba's thread count."""
-    yield min(K.BLOCK, K.block_size(n_neurons, 1))
-
-
-def _lif_step(node: LIFNode, x: torch.Tensor, launch=ops._launch) -> torch.Tensor:
-    """One step of a LIF layer (module state ``node.v`` continued) by the Numba forward kernel."""
-    if not ops.use_kernel(x, node.backend) or type(node) is not LIFNode:
-        return node(x[None])[0]
-    x2 = x.reshape(1, -1).contiguous()
-    n = x2.shape[1]
-    v0 = x2.new_empty((0,)) if node.v is None else node.v.reshape(-1).to(x2.dtype).contiguous()
-    if v0.numel() not in (0, n):
-        raise ValueError(f"input shape {tuple(x.shape)} does not match the stored state {tuple(node.v.shape)}; "
-                         f"call reset() before feeding a new sequence.")
-    charge, hard, prm = _lif_params(node, x2.numpy().dtype)
-    spikes, v = torch.empty_like(x2), x2.new_empty((n,))
-    with launch(n, n) as block:
-        bad = K.spiking_forward(x2.numpy(), v0.numpy(), prm, charge, hard, spikes.numpy(), spikes.numpy(),
-                                v.numpy(), False, block)
-    if bad:
-        ops._raise_nonfinite(bad, "neuron input")
-    node.v = v.reshape(x.shape)
-    return spikes.reshape(x.shape)
-
-
-def _integrator_step(node: NonSpikingIntegrator, x: torch.Tensor, launch=ops._launch) -> torch.Tensor:
-    """One step of the non-spiking integrator (eq. 8) by its Numba forward kernel."""
-    if not ops.use_kernel(x, node.backend):
-        return node(x[None])[0]
-    x2 = x.reshape(1, -1).contiguous()
-    n = x2.shape[1]
-    v0 = x2.new_empty((0,)) if node.v is None else node.v.reshape(-1).to(x2.dtype).contiguous()
-    if v0.numel() not in (0, n):
-        raise ValueError(f"input shape {tuple(x.shape)} does not match the stored state {tuple(node.v.shape)}; "
-                         f"call reset() before feeding a new sequence.")
-    out = torch.empty_like(x2)
-    with launch(n, n) as block:
-        bad = K.integrator_forward(x2.numpy(), v0.numpy(), np.array([node.decay], dtype=x2.numpy().dtype),
-                                   out.numpy(), block)
-    if bad:
-        ops._raise_nonfinite(bad, "integrator input")
-    node.v = out.reshape(x.shape)
-    return node.v
 
 
 def atsn_vgg(*, num_classes: int, input_shape: Sequence[int], T: int | None = None, **options) -> AtsnVGG:

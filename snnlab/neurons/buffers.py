@@ -20,6 +20,7 @@ torch's allocator as usual (small blocks are reused by glibc already).
 from __future__ import annotations
 
 import itertools
+import math
 import sys
 import threading
 from collections import OrderedDict
@@ -49,7 +50,7 @@ def _is_free(key: int) -> bool:
 def empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
     """An uninitialised CPU tensor of ``shape`` and ``dtype`` (float32/float64), pooled if large."""
     np_dtype = np.float32 if dtype == torch.float32 else np.float64
-    nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(np_dtype).itemsize
+    nbytes = math.prod(int(s) for s in shape) * (4 if np_dtype is np.float32 else 8)
     if nbytes < MIN_BYTES:
         return torch.empty(shape, dtype=dtype)
     shape = tuple(int(s) for s in shape)

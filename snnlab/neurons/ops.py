@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -101,6 +102,11 @@ def _contig(t: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
     return t.to(like.dtype).contiguous()
 
 
+def _needs_graph(*inputs) -> bool:
+    """Whether autograd must record the call (grad mode on and some input requires a gradient)."""
+    return torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad for t in inputs)
+
+
 # ---------------------------------------------------------------------------------------------
 # IF / LIF / PLIF
 # ---------------------------------------------------------------------------------------------
@@ -114,15 +120,32 @@ class _SpikingConfig:
     cut: bool
 
     def vector(self, dtype, k: float) -> np.ndarray:
-        p = self.params
-        return K.param_vector(
-            dtype,
-            v_threshold=p.v_threshold,
-            v_reset=p.leak_target,
-            k=k,
-            leak=p.leak_target,
-            surrogate_spec=self.surrogate_spec,
+        """The kernels' parameter vector (cached per parameters, dtype and k: the kernels only read it)."""
+        return _spiking_vector(self.params, self.surrogate_spec, np.dtype(dtype).str, float(k))
+
+
+@lru_cache(maxsize=256)
+def _spiking_vector(p: NeuronParams, surrogate_spec, dtype: str, k: float) -> np.ndarray:
+    vector = K.param_vector(
+        np.dtype(dtype), v_threshold=p.v_threshold, v_reset=p.leak_target, k=k, leak=p.leak_target,
+        surrogate_spec=surrogate_spec,
+    )
+    return vector
+
+
+def _spiking_forward(x: torch.Tensor, v0: torch.Tensor, prm: np.ndarray, cfg: _SpikingConfig, store: bool):
+    """Run the forward kernel: ``(spikes, H or an empty tensor, V_last)``; raises on non-finite input."""
+    spikes = _new(x)
+    h = _new(x) if store else x.new_empty((0, 0))
+    v_last = _new(x[0])
+    with _launch(x.shape[1], x.numel()) as block:
+        bad = K.spiking_forward(
+            _np(x), _np(v0), prm, cfg.charge, not cfg.params.soft_reset,
+            _np(spikes), _np(h), _np(v_last), store, block,
         )
+    if bad:
+        _raise_nonfinite(bad, "neuron input")
+    return spikes, h, v_last
 
 
 class _SpikingFunction(torch.autograd.Function):
@@ -133,16 +156,7 @@ class _SpikingFunction(torch.autograd.Function):
         k_value = float(k) if isinstance(k, torch.Tensor) else k
         prm = cfg.vector(_np(x).dtype, k_value)
         store = any(ctx.needs_input_grad[:3])
-        spikes = _new(x)
-        h = _new(x) if store else x.new_empty((0, 0))
-        v_last = _new(x[0])
-        with _launch(x.shape[1], x.numel()) as block:
-            bad = K.spiking_forward(
-                _np(x), _np(v0), prm, cfg.charge, not cfg.params.soft_reset,
-                _np(spikes), _np(h), _np(v_last), store, block,
-            )
-        if bad:
-            _raise_nonfinite(bad, "neuron input")
+        spikes, h, v_last = _spiking_forward(x, v0, prm, cfg, store)
         plif = isinstance(k, torch.Tensor) and ctx.needs_input_grad[2]
         if store:
             # H, plus the initial potential only when PLIF's ∂H/∂k needs V[t-1] at t = 0
@@ -217,7 +231,11 @@ def spiking_multi_step(
     if isinstance(k, torch.Tensor):
         k = k.reshape(()).to(x2.dtype)
     cfg = _SpikingConfig(charge, params, surrogate.kernel_spec(), bool(cut_temporal_grad))
-    spikes, v_last = _SpikingFunction.apply(x2, v, k, cfg)
+    if _needs_graph(x2, v, k):
+        spikes, v_last = _SpikingFunction.apply(x2, v, k, cfg)
+    else:  # inference: the kernel alone, without autograd's bookkeeping
+        k_value = float(k) if isinstance(k, torch.Tensor) else k
+        spikes, _, v_last = _spiking_forward(x2, v, cfg.vector(_np(x2).dtype, k_value), cfg, False)
     return spikes.reshape(x_seq.shape), v_last.reshape(x_seq.shape[1:])
 
 
@@ -320,17 +338,23 @@ def mlf_multi_step(
 # ---------------------------------------------------------------------------------------------
 
 
+def _integrator_forward(x: torch.Tensor, v0: torch.Tensor, d: np.ndarray) -> torch.Tensor:
+    """Run the integrator's forward kernel; raises on non-finite input."""
+    out = _new(x)
+    with _launch(x.shape[1], x.numel()) as block:
+        bad = K.integrator_forward(_np(x), _np(v0), d, _np(out), block)
+    if bad:
+        _raise_nonfinite(bad, "integrator input")
+    return out
+
+
 class _IntegratorFunction(torch.autograd.Function):
     """Numba ``V[t] = λ V[t-1] + X[t]`` over ``x[T, N]``: output ``V [T, N]``; keeps nothing."""
 
     @staticmethod
     def forward(ctx, x, v0, decay: float, cut: bool):  # type: ignore[override]
         d = np.array([decay], dtype=_np(x).dtype)
-        out = _new(x)
-        with _launch(x.shape[1], x.numel()) as block:
-            bad = K.integrator_forward(_np(x), _np(v0), d, _np(out), block)
-        if bad:
-            _raise_nonfinite(bad, "integrator input")
+        out = _integrator_forward(x, v0, d)
         ctx.d, ctx.cut, ctx.shape = d, cut, x.shape
         return out
 
@@ -368,6 +392,9 @@ def integrator_multi_step(
     v = x2.new_empty((0,)) if v0 is None else v0.reshape(-1).to(x2.dtype).contiguous()
     if cut_temporal_grad:
         v = v.detach()
-    out = _IntegratorFunction.apply(x2, v, float(decay), bool(cut_temporal_grad))
+    if _needs_graph(x2, v):
+        out = _IntegratorFunction.apply(x2, v, float(decay), bool(cut_temporal_grad))
+    else:  # inference: the kernel alone
+        out = _integrator_forward(x2, v, np.array([decay], dtype=_np(x2).dtype))
     return out.reshape(x_seq.shape)
 
