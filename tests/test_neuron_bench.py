@@ -123,9 +123,24 @@ def test_peak_rss_child_reports_bytes():
     assert isinstance(peak, int) and peak >= 0
 
 
+def test_schedule_orders():
+    rounds = bench._schedule(["a", "b"], warmup=1, repeats=2, order="rounds")
+    assert rounds == [("a", False), ("b", False), ("a", True), ("b", True), ("a", True), ("b", True)]
+    blocks = bench._schedule(["a", "b"], warmup=1, repeats=2, order="blocks")
+    assert blocks == [("a", False), ("a", True), ("a", True), ("b", False), ("b", True), ("b", True)]
+
+
+def test_blocks_order_runs_and_is_recorded():
+    out = _quick(workloads="a", libraries="snnlab,snnlab-torch", order="blocks")
+    assert out["settings"]["order"] == "blocks"
+    assert _positive(out["workload_a"]["ratios"]["forward_backward"]["snnlab-torch_over_snnlab"])
+
+
 def test_bad_options_raise():
     with pytest.raises(ValueError, match="workload"):
         _quick(workloads="d")
+    with pytest.raises(ValueError, match="order"):
+        _quick(order="random")
     with pytest.raises(ValueError, match="c-sizes"):
         _quick(workloads="c", c_sizes="4")
     with pytest.raises(ValueError, match="library"):

@@ -19,9 +19,12 @@ reported as skipped, with the reason), and a roofline: the time to copy, with to
 copy, as many bytes as the kernels must read and write (workload a). Ratios are
 ``baseline time / snnlab time`` (above 1: snnlab is faster) and ``snnlab time / roofline time``.
 Times are the minimum over ``--repeats`` runs after ``--warmup`` runs (the median is reported
-too). The libraries (and the roofline copy) are timed in turn, round after round, so a change in
-the machine's load reaches all of them alike; the load average at the start and the end is
-recorded, as other work skews absolute times.
+too). ``--order rounds`` (default) times the libraries (and the roofline copy) in turn, round after
+round, so a change in the machine's load reaches all of them alike; ``--order blocks`` runs each
+library's repeats back to back, the steady state of a loop that runs one library only. The two
+differ on the development machine (snnlab slower and SpikingJelly faster in rounds, where each call
+finds the other libraries' memory in the caches and the heap): report both. The load average at the
+start and the end is recorded, as other work skews absolute times.
 
 ``--allocator reuse`` sets glibc's ``M_MMAP_THRESHOLD`` / ``M_TRIM_THRESHOLD`` (for every library
 in the run) so freed large tensors are reused instead of returned to the kernel: with the default
@@ -176,19 +179,32 @@ def build_neuron(lib: str) -> Callable[[torch.Tensor], torch.Tensor]:
 # ------------------------------------------------------------------------------------------------
 
 
-def _interleaved(fns: dict[str, Callable[[], object]], warmup: int, repeats: int) -> dict[str, dict]:
-    """Time every function of ``fns`` in turn, round after round, so that a change in the machine's
-    load during the run reaches all of them alike (measuring one library's repeats, then the next's,
-    let a burst of other work decide a ratio). Per function: min and median over ``repeats``."""
+ORDERS = ("rounds", "blocks")
+
+
+def _schedule(keys, warmup: int, repeats: int, order: str):
+    """The calls of a measurement as ``(key, timed)`` pairs. ``"rounds"``: every key in turn, round
+    after round, so a change in the machine's load reaches all of them alike. ``"blocks"``: each
+    key's warm-up and repeats back to back, the steady state of a loop that runs one library only
+    (its own buffers and caches warm, nobody else's memory in between)."""
+    keys = list(keys)
+    if order == "rounds":
+        return [(k, r >= warmup) for r in range(warmup + repeats) for k in keys]
+    return [(k, r >= warmup) for k in keys for r in range(warmup + repeats)]
+
+
+def _timed_calls(fns: dict[str, Callable[[], object]], warmup: int, repeats: int,
+                 order: str = "rounds") -> dict[str, dict]:
+    """Time the functions of ``fns`` in the order of :func:`_schedule`; per function: min and
+    median over ``repeats``."""
     times: dict[str, list[float]] = {name: [] for name in fns}
-    for round_ in range(warmup + repeats):
-        for name, fn in fns.items():
-            gc.collect()
-            t0 = time.perf_counter()
-            fn()
-            elapsed = time.perf_counter() - t0
-            if round_ >= warmup:
-                times[name].append(elapsed)
+    for name, timed in _schedule(fns, warmup, repeats, order):
+        gc.collect()
+        t0 = time.perf_counter()
+        fns[name]()
+        elapsed = time.perf_counter() - t0
+        if timed:
+            times[name].append(elapsed)
     return {name: {"min_s": min(ts), "median_s": statistics.median(ts), "repeats": repeats}
             for name, ts in times.items()}
 
@@ -279,7 +295,7 @@ def _workload_a(args: argparse.Namespace, libs: list[str]) -> dict:
     results: dict[str, dict] = {lib: {"firing_rate": rates[lib]} for lib in libs}
     roofline: dict[str, dict] = {}
     for phase, (copy, moved) in copies.items():
-        timed = _interleaved({**fns[phase], "roofline": copy}, args.warmup, args.repeats)
+        timed = _timed_calls({**fns[phase], "roofline": copy}, args.warmup, args.repeats, args.order)
         roofline[phase] = {**timed.pop("roofline"), "bytes_read_and_written": moved}
         for lib, timing in timed.items():
             results[lib][phase] = timing
@@ -323,19 +339,19 @@ def _workload_b(args: argparse.Namespace, libs: list[str]) -> dict:
         shared = torch.nn.Linear(n, n)
         models["linear_only"] = (shared, shared)
         times: dict[str, dict[str, list[float]]] = {k: {"forward": [], "backward": []} for k in models}
-        for round_ in range(args.warmup + args.repeats):  # libraries in turn, round after round
-            for key, (linear, model) in models.items():
-                linear.zero_grad(set_to_none=True)
-                gc.collect()
-                t0 = time.perf_counter()
-                out = model(x)
-                t1 = time.perf_counter()
-                out.backward(grad)
-                t2 = time.perf_counter()
-                del out
-                if round_ >= args.warmup:
-                    times[key]["forward"].append(t1 - t0)
-                    times[key]["backward"].append(t2 - t1)
+        for key, timed in _schedule(models, args.warmup, args.repeats, args.order):
+            linear, model = models[key]
+            linear.zero_grad(set_to_none=True)
+            gc.collect()
+            t0 = time.perf_counter()
+            out = model(x)
+            t1 = time.perf_counter()
+            out.backward(grad)
+            t2 = time.perf_counter()
+            del out
+            if timed:
+                times[key]["forward"].append(t1 - t0)
+                times[key]["backward"].append(t2 - t1)
         results: dict[str, dict] = {}
         for key, (linear, model) in models.items():
             fwd, bwd = times[key]["forward"], times[key]["backward"]
@@ -391,7 +407,7 @@ def _workload_c(args: argparse.Namespace) -> dict:
                     neuron(x).backward(grad)
             return run
 
-        timed = _interleaved({"one_thread": step(1 << 62), "team": step(0)}, args.warmup, args.repeats)
+        timed = _timed_calls({"one_thread": step(1 << 62), "team": step(0)}, args.warmup, args.repeats)
         rows.append({
             "neuron_steps": int(x.numel()),
             "one_thread": timed["one_thread"],
@@ -457,6 +473,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--b-batch", type=int, default=None, help="workload b: batch size (default 16)")
     parser.add_argument("--c-sizes", default=None,
                         help="workload c: comma-separated neuron-step counts (default 2^12..2^22 in steps of 4x)")
+    parser.add_argument("--order", choices=ORDERS, default="rounds",
+                        help="'rounds' (default): the libraries in turn, round after round (load drift "
+                        "reaches all alike); 'blocks': each library's runs back to back (its steady state)")
     parser.add_argument("--allocator", choices=("default", "reuse"), default="default",
                         help="'reuse' keeps freed large blocks in glibc's heap (no page faults on reuse)")
     parser.add_argument("--peak-memory", dest="peak_memory", action="store_true", default=None,
@@ -487,6 +506,9 @@ def _resolve(args: argparse.Namespace) -> argparse.Namespace:
     out.workloads = [w.strip() for w in str(getattr(args, "workloads", "a,b,c")).split(",") if w.strip()]
     out.libraries = [lib.strip() for lib in str(getattr(args, "libraries", ",".join(LIBRARIES))).split(",") if lib.strip()]
     out.allocator = getattr(args, "allocator", "default")
+    out.order = getattr(args, "order", "rounds")
+    if out.order not in ORDERS:
+        raise ValueError(f"unknown --order {out.order!r}; valid: {', '.join(ORDERS)}.")
     for w in out.workloads:
         if w not in ("a", "b", "c"):
             raise ValueError(f"unknown workload {w!r}; valid: a, b, c.")
@@ -546,6 +568,7 @@ def run(args: argparse.Namespace) -> dict:
         "libraries": status,
         "settings": {
             "quick": args.quick, "repeats": args.repeats, "warmup": args.warmup, "allocator": args.allocator,
+            "order": args.order,
             "torch_threads": torch.get_num_threads(), "timing": "min over repeats (median also given)",
         },
         "load_average_1m_start": os.getloadavg()[0],
