@@ -22,8 +22,13 @@ Times are the minimum over ``--repeats`` runs after ``--warmup`` runs (the media
 too). ``--order rounds`` (default) times the libraries (and the roofline copy) in turn, round after
 round, so a change in the machine's load reaches all of them alike; ``--order blocks`` runs each
 library's repeats back to back, the steady state of a loop that runs one library only. The two
-differ on the development machine (snnlab slower and SpikingJelly faster in rounds, where each call
-finds the other libraries' memory in the caches and the heap): report both. The load average at the
+differ on the development machine, for reasons measured there (workload a, page faults counted
+with getrusage): in rounds, the baselines' fresh tensors reuse heap memory the other libraries
+just freed (SpikingJelly: 0-25k page faults per call instead of about 30k in blocks, 34-38 ms
+instead of 66-75 ms), while snnlab (no page faults in either order: its buffers are pooled) no
+longer finds its 32 MB buffers in the L3 cache (6.3-7.3 ms in blocks, 9.8-10.5 ms in rounds).
+Neither order is the whole truth for one layer; workload b, where a Linear runs between the
+neuron calls, is the closer model of a network. Report both. The load average at the
 start and the end is recorded, as other work skews absolute times.
 
 ``--allocator reuse`` sets glibc's ``M_MMAP_THRESHOLD`` / ``M_TRIM_THRESHOLD`` (for every library
