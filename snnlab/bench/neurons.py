@@ -19,9 +19,10 @@ reported as skipped, with the reason), and a roofline: the time to copy, with to
 copy, as many bytes as the kernels must read and write (workload a). Ratios are
 ``baseline time / snnlab time`` (above 1: snnlab is faster) and ``snnlab time / roofline time``.
 Times are the minimum over ``--repeats`` runs after ``--warmup`` runs (the median is reported
-too). ``--order rounds`` (default) times the libraries (and the roofline copy) in turn, round after
-round, so a change in the machine's load reaches all of them alike; ``--order blocks`` runs each
-library's repeats back to back, the steady state of a loop that runs one library only. The two
+too). ``--order blocks`` (default) runs each library's repeats back to back, the steady state of a
+loop that runs one library only, as a user runs it; ``--order rounds`` times the libraries (and the
+roofline copy) in turn, round after round, so a change in the machine's load reaches all of them
+alike (for a busy machine). The two
 differ on the development machine, for reasons measured there (workload a, page faults counted
 with getrusage): in rounds, the baselines' fresh tensors reuse heap memory the other libraries
 just freed (SpikingJelly: 0-25k page faults per call instead of about 30k in blocks, 34-38 ms
@@ -199,7 +200,7 @@ def _schedule(keys, warmup: int, repeats: int, order: str):
 
 
 def _timed_calls(fns: dict[str, Callable[[], object]], warmup: int, repeats: int,
-                 order: str = "rounds") -> dict[str, dict]:
+                 order: str = "blocks") -> dict[str, dict]:
     """Time the functions of ``fns`` in the order of :func:`_schedule`; per function: min and
     median over ``repeats``."""
     times: dict[str, list[float]] = {name: [] for name in fns}
@@ -412,7 +413,7 @@ def _workload_c(args: argparse.Namespace) -> dict:
                     neuron(x).backward(grad)
             return run
 
-        timed = _timed_calls({"one_thread": step(1 << 62), "team": step(0)}, args.warmup, args.repeats)
+        timed = _timed_calls({"one_thread": step(1 << 62), "team": step(0)}, args.warmup, args.repeats, "rounds")
         rows.append({
             "neuron_steps": int(x.numel()),
             "one_thread": timed["one_thread"],
@@ -478,9 +479,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--b-batch", type=int, default=None, help="workload b: batch size (default 16)")
     parser.add_argument("--c-sizes", default=None,
                         help="workload c: comma-separated neuron-step counts (default 2^12..2^22 in steps of 4x)")
-    parser.add_argument("--order", choices=ORDERS, default="rounds",
-                        help="'rounds' (default): the libraries in turn, round after round (load drift "
-                        "reaches all alike); 'blocks': each library's runs back to back (its steady state)")
+    parser.add_argument("--order", choices=ORDERS, default="blocks",
+                        help="'blocks' (default): each library's runs back to back, its steady state; "
+                        "'rounds': the libraries in turn, round after round (load drift reaches all alike, "
+                        "but each call finds the others' memory in the heap and caches)")
     parser.add_argument("--allocator", choices=("default", "reuse"), default="default",
                         help="'reuse' keeps freed large blocks in glibc's heap (no page faults on reuse)")
     parser.add_argument("--peak-memory", dest="peak_memory", action="store_true", default=None,
@@ -511,7 +513,7 @@ def _resolve(args: argparse.Namespace) -> argparse.Namespace:
     out.workloads = [w.strip() for w in str(getattr(args, "workloads", "a,b,c")).split(",") if w.strip()]
     out.libraries = [lib.strip() for lib in str(getattr(args, "libraries", ",".join(LIBRARIES))).split(",") if lib.strip()]
     out.allocator = getattr(args, "allocator", "default")
-    out.order = getattr(args, "order", "rounds")
+    out.order = getattr(args, "order", "blocks")
     if out.order not in ORDERS:
         raise ValueError(f"unknown --order {out.order!r}; valid: {', '.join(ORDERS)}.")
     for w in out.workloads:
