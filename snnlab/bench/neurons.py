@@ -111,6 +111,16 @@ def _availability(lib: str) -> dict:
     return {"available": True, "version": version}
 
 
+def _from_fresh_state(module: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``x_seq -> module(x_seq)`` after ``module.reset()`` (a multi-step neuron with a reset method)."""
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        module.reset()
+        return module(x)
+
+    return run
+
+
 def build_neuron(lib: str) -> Callable[[torch.Tensor], torch.Tensor]:
     """A function ``x_seq [T, ...] -> spikes [T, ...]`` running ``lib``'s LIF from a fresh state."""
     if lib in ("snnlab", "snnlab-torch"):
@@ -122,11 +132,7 @@ def build_neuron(lib: str) -> Callable[[torch.Tensor], torch.Tensor]:
             surrogate=ArcTan(2.0), step_mode="m", backend="auto" if lib == "snnlab" else "torch",
         )
 
-        def run(x: torch.Tensor) -> torch.Tensor:
-            node.reset()
-            return node(x)
-
-        return run
+        return _from_fresh_state(node)
     if lib == "spikingjelly":
         from spikingjelly.activation_based import neuron, surrogate
 
@@ -135,11 +141,7 @@ def build_neuron(lib: str) -> Callable[[torch.Tensor], torch.Tensor]:
             surrogate_function=surrogate.ATan(alpha=2.0), detach_reset=True, step_mode="m",
         )
 
-        def run(x: torch.Tensor) -> torch.Tensor:
-            sj.reset()
-            return sj(x)
-
-        return run
+        return _from_fresh_state(sj)
     if lib == "snntorch":
         import snntorch
         from snntorch import surrogate as snn_surrogate
