@@ -17,6 +17,7 @@ __all__ = [
     "check_non_negative",
     "check_in_range",
     "check_tensor",
+    "check_positive_int",
     "check_timesteps",
     "check_finite",
     "check_choice",
@@ -92,13 +93,18 @@ def check_tensor(name: str, value: Any, *, min_dim: int = 0, dims: int | None = 
     return value
 
 
+def check_positive_int(name: str, value: Any) -> int:
+    """Return ``value``, raising unless it is an int >= 1 (TypeError for a non-int, bools included)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int >= 1, got {value!r}.")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}.")
+    return value
+
+
 def check_timesteps(name: str, value: Any) -> int:
     """Return ``value`` as an int number of timesteps T >= 1."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} (number of timesteps) must be an int >= 1, got {value!r}.")
-    if value < 1:
-        raise ValueError(f"{name} (number of timesteps) must be >= 1, got {value}.")
-    return value
+    return check_positive_int(f"{name} (number of timesteps)", value)
 
 
 def check_finite(name: str, value: torch.Tensor) -> torch.Tensor:

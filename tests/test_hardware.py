@@ -407,3 +407,10 @@ def test_small_memories_split_layers_into_tiles_and_stream_weights(trained):
         assert tiled.counts("sram")[i] >= tiled.counts("accumulate")[i]
     with pytest.raises(ValueError, match="potentials"):
         simulate(model, x[:2], T=1, config=atsn_accelerator(rows=2, cols=2, pe_memory_bytes=2))
+
+
+def test_config_sizes_must_be_positive_ints():
+    with pytest.raises(TypeError, match="rows must be an int >= 1"):
+        AcceleratorConfig(rows=16.0)
+    with pytest.raises(ValueError, match="bus_words must be >= 1"):
+        AcceleratorConfig(bus_words=0)

@@ -17,16 +17,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-from snnlab.checks import check_choice
+from snnlab.checks import check_choice, check_positive_int
 
 __all__ = ["AcceleratorConfig", "atsn_accelerator", "conventional_accelerator", "conventional_with_exit",
            "DESIGNS", "design"]
-
-
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}.")
-    return value
 
 
 @dataclass(frozen=True)
@@ -68,7 +62,7 @@ class AcceleratorConfig:
         for name in ("rows", "cols", "at_units", "in_buffer_bytes", "out_buffer_bytes", "pe_memory_bytes",
                      "at_memory_bytes", "weight_bytes", "potential_bytes", "address_bytes", "bus_words",
                      "pe_update_cycles", "n_accelerators"):
-            _positive_int(name, getattr(self, name))
+            check_positive_int(name, getattr(self, name))
         if self.at_units >= self.rows * self.cols:
             raise ValueError(f"at_units = {self.at_units} leaves no PE in a {self.rows}x{self.cols} array.")
         if self.at_units != 1:
