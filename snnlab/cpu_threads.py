@@ -31,7 +31,9 @@ from contextlib import contextmanager
 import numba
 import torch
 
-__all__ = ["PARALLEL_MIN_WORK", "start_numba_threads", "kernel_thread_count", "numba_threads", "parallel_min_work"]
+from snnlab.checks import check_positive_int
+
+__all__ = ["PARALLEL_MIN_WORK", "start_numba_threads", "kernel_thread_count", "numba_threads", "parallel_min_work", "thread_budget"]
 
 PARALLEL_MIN_WORK = 1 << 16
 """Below this many elements of work (neuron-steps) a kernel runs on one thread."""
@@ -92,3 +94,19 @@ def parallel_min_work(value: int) -> Iterator[None]:
         yield
     finally:
         PARALLEL_MIN_WORK = previous
+
+
+@contextmanager
+def thread_budget(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch threads and up to ``n`` Numba threads; both restored after.
+    Numba's count is set first and torch's last, since a Numba change can reset torch's count."""
+    check_positive_int("threads", n)
+    start_numba_threads()
+    before = torch.get_num_threads(), numba.get_num_threads()
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before[1])
+        torch.set_num_threads(before[0])

@@ -100,3 +100,20 @@ def test_parallel_min_work_is_scoped():
     with pytest.raises(ValueError, match=">= 0"):
         with cpu_threads.parallel_min_work(-1):
             pass
+
+
+def test_thread_budget_sets_both_and_restores(restore_threads):
+    from snnlab.cpu_threads import thread_budget
+
+    torch.set_num_threads(2)
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    before_numba = numba.get_num_threads()
+    with thread_budget(1):
+        assert torch.get_num_threads() == 1 and numba.get_num_threads() == 1
+    assert torch.get_num_threads() == 2 and numba.get_num_threads() == before_numba
+    with pytest.raises(TypeError, match="threads must be an int"):
+        with thread_budget(1.5):
+            pass
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        with thread_budget(0):
+            pass

@@ -24,12 +24,13 @@ per-step kernel launches costs more than it computes.
 from __future__ import annotations
 
 import argparse
-from contextlib import contextmanager
 
 import numpy as np
 import torch
 
-__all__ = ["add_arguments", "run", "measure", "exit_rules", "threads", "per_step_cost", "pooling_seconds"]
+from snnlab.cpu_threads import thread_budget
+
+__all__ = ["add_arguments", "run", "measure", "exit_rules", "per_step_cost", "pooling_seconds"]
 
 BATCH_SIZES = (1, 16, 64, 0)
 """Default batch sizes; 0 means the whole test set as one batch."""
@@ -45,26 +46,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="batch sizes to time (0: the whole test set as one batch)")
     parser.add_argument("--repeats", type=int, default=7, help="interleaved repeats per setting (medians)")
     parser.add_argument("--threads", type=int, default=1, help="torch and Numba threads while timing")
-
-
-@contextmanager
-def threads(n: int):
-    """Run the block with ``n`` torch and Numba threads (restored afterwards)."""
-    import numba
-
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"threads must be an int >= 1, got {n!r}.")
-    from snnlab.cpu_threads import start_numba_threads
-
-    start_numba_threads()   # Numba's start (and its thread-count changes) can reset torch's count:
-    before = torch.get_num_threads(), numba.get_num_threads()   # so set Numba's first, torch's last
-    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(before[1])
-        torch.set_num_threads(before[0])
 
 
 def exit_rules(outputs: torch.Tensor, T: int) -> dict:
@@ -85,7 +66,7 @@ def measure(model, x: torch.Tensor, rules: dict, *, T: int, batch_sizes, repeats
     from snnlab.inference import compare_wallclock
 
     rows = []
-    with threads(n_threads):
+    with thread_budget(n_threads):
         for name, rule in rules.items():
             for b in batch_sizes:
                 b = len(x) if b in (0, None) else int(b)
@@ -162,11 +143,11 @@ def run(args: argparse.Namespace) -> dict:
                                  max_batches=4 if quick else None)
     if quick:
         x, repeats, batch_sizes = x[:64], 2, [16, 0]
-    with threads(args.threads):
+    with thread_budget(args.threads):
         outputs, _ = fixed_inference(model, x, T=T)
     rules = exit_rules(outputs, T)
     rows = measure(model, x, rules, T=T, batch_sizes=batch_sizes, repeats=repeats, n_threads=args.threads)
-    with threads(args.threads):
+    with thread_budget(args.threads):
         pooling = pooling_seconds((len(x), 8, 8, 8))
     return {
         "network": model.options, "trained_here": not args.model, "T": T, "images": len(x),
