@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "snnlab.bench.cli",
     "snnlab.data.cli",
     "snnlab.hardware.cli",
+    "snnlab.interop.cli",
     "snnlab.training.cli",
 )
 

@@ -47,6 +47,7 @@ import snnlab
 from snnlab.checks import check_positive
 from snnlab.conversion.bn_folding import fold_conv_bn
 from snnlab.conversion.ttfs import SCTTFSNeuron
+from snnlab.interop.importer import Heaviside, NIRNetwork, Scale, SumPool2d
 from snnlab.interop.neuron_map import Fragment, integrator_fragment, neuron_fragment
 from snnlab.layers.attention import SpatialAttention
 from snnlab.layers.residual import Downsample, ResidualBlock, SeqConvBN
@@ -201,10 +202,23 @@ class _GraphWriter:
                 raise UnsupportedLayerError(name, "Conv2d", f"padding_mode={layer.padding_mode!r}; NIR pads with zeros.")
             if len(signal.shape) != 3:
                 raise UnsupportedLayerError(name, "Conv2d", f"its input has shape {signal.shape}, expected (C, H, W).")
+            if layer.groups != 1:
+                raise UnsupportedLayerError(name, "Conv2d", f"groups={layer.groups}: nir {nir.__version__} takes a conv's "
+                                            f"input channels from weight.shape[1] (C_in/groups), so a grouped conv "
+                                            f"fails nir's own type check when the graph is read.")
             bias = _numpy(layer.bias) if layer.bias is not None else np.zeros(layer.out_channels, np.float32)
             padding = layer.padding if isinstance(layer.padding, str) else _pair(layer.padding)
             node = nir.Conv2d(input_shape=signal.shape[1:], weight=_numpy(layer.weight), stride=_pair(layer.stride),
                               padding=padding, dilation=_pair(layer.dilation), groups=int(layer.groups), bias=bias)
+            return self.add(name, node, signal, _out_shape(layer, signal.shape))
+        if isinstance(layer, nn.Conv1d):
+            if layer.padding_mode != "zeros" or len(signal.shape) != 2 or layer.groups != 1:
+                raise UnsupportedLayerError(name, "Conv1d", f"needs zero padding, groups=1 and a (C, L) input; got "
+                                            f"{layer.padding_mode!r}, groups={layer.groups}, input {signal.shape}.")
+            bias = _numpy(layer.bias) if layer.bias is not None else np.zeros(layer.out_channels, np.float32)
+            padding = layer.padding if isinstance(layer.padding, str) else int(layer.padding[0])
+            node = nir.Conv1d(input_shape=signal.shape[1], weight=_numpy(layer.weight), stride=int(layer.stride[0]),
+                              padding=padding, dilation=int(layer.dilation[0]), groups=int(layer.groups), bias=bias)
             return self.add(name, node, signal, _out_shape(layer, signal.shape))
         raise UnsupportedLayerError(name, type(layer).__name__, "no NIR mapping for this layer type.")
 
@@ -299,7 +313,7 @@ class _GraphWriter:
             return self.module(name + ".layers", inner, signal, folded=True)
         if isinstance(module, (BaseNode, NonSpikingIntegrator)):
             return self.neuron(name, module, signal)
-        if isinstance(module, (nn.Linear, nn.Conv2d)):
+        if isinstance(module, (nn.Linear, nn.Conv2d, nn.Conv1d)):
             return self.affine(name, module, signal)
         if isinstance(module, nn.AvgPool2d):
             return self.avg_pool(name, module, signal)
@@ -309,6 +323,16 @@ class _GraphWriter:
             return self.max_pool(name, module, signal)
         if isinstance(module, nn.Flatten):
             return self.flatten_module(name, module, signal, folded)
+        if isinstance(module, Scale):
+            scale = np.broadcast_to(module.scale.detach().cpu().numpy().astype(np.float32), signal.shape).copy()
+            return self.add(name, nir.Scale(scale=scale), signal, signal.shape)
+        if isinstance(module, SumPool2d):
+            node = nir.SumPool2d(kernel_size=np.array(_pair(module.kernel_size)), stride=np.array(_pair(module.stride)),
+                                 padding=np.array(_pair(module.padding)))
+            return self.add(name, node, signal, _out_shape(module, signal.shape))
+        if isinstance(module, Heaviside):
+            threshold = np.broadcast_to(module.threshold.detach().cpu().numpy(), signal.shape).astype(np.float64)
+            return self.add(name, nir.Threshold(threshold=threshold), signal, signal.shape, binary=True)
         if isinstance(module, SpikeScale):
             return self.add(name, nir.Scale(scale=np.full(signal.shape, module.gamma, dtype=np.float32)), signal,
                             signal.shape)
@@ -332,8 +356,11 @@ class _GraphWriter:
             child_name, child = children[i]
             name = f"{prefix}.{child_name}" if prefix else child_name
             following = children[i + 1][1] if i + 1 < len(children) else None
-            if isinstance(child, (nn.Linear, nn.Conv2d)) and isinstance(following, _BATCH_NORMS + (TDBatchNorm,)):
-                signal = self.affine(name, child, signal, bn=following)
+            affine, affine_name = child, name
+            if isinstance(child, TimeFolded) and not isinstance(child.layers, nn.Sequential):
+                affine, affine_name = child.layers, name + ".layers"  # a folded conv, then a tdBN on [T, B, ...]
+            if isinstance(affine, (nn.Linear, nn.Conv2d)) and isinstance(following, _BATCH_NORMS + (TDBatchNorm,)):
+                signal = self.affine(affine_name, affine, signal, bn=following)
                 i += 2
                 continue
             signal = self.module(name, child, signal, folded)
@@ -417,6 +444,23 @@ def _spiking_resnet(w: _GraphWriter, name: str, m: SpikingResNetLayout, s: _Sign
     return w.affine(_join(name, "fc"), m.fc, s)
 
 
+def _nir_network(w: _GraphWriter, name: str, m: NIRNetwork, s: _Signal) -> _Signal:
+    """A network imported from NIR (and perhaps trained since): its layers in its own order, summed edges kept."""
+    signals = {"": s}
+
+    def merged(names: list[str]) -> _Signal:
+        parts = [signals[n] for n in names]
+        if len(parts) == 1:
+            return parts[0]
+        return _Signal(tuple(src for p in parts for src in p.sources), parts[0].shape)
+
+    for unit in m.order:
+        module = m.unit(unit)
+        layer = unit[: -len(".fire")] if isinstance(module, BaseNode) and unit.endswith(".fire") else unit
+        signals[unit] = w.module(_join(name, layer), module, merged(m.sources[unit]), folded=True)
+    return merged(m.outputs)
+
+
 def _seven_b_net(w: _GraphWriter, name: str, m: SevenBNet, s: _Signal) -> _Signal:
     s = w.module(_join(name, "stem"), m.stem, s)
     s = w.module(_join(name, "features"), m.features, s)
@@ -435,6 +479,7 @@ _MODEL_HANDLERS: dict[type, Callable[[_GraphWriter, str, nn.Module, _Signal], _S
     AtsnVGG: _atsn_vgg,
     SpikingResNetLayout: _spiking_resnet,
     SevenBNet: _seven_b_net,
+    NIRNetwork: _nir_network,
 }
 
 EXPORTED_MODELS: tuple[str, ...] = tuple(sorted(cls.__name__ for cls in _MODEL_HANDLERS)) + ("nn.Sequential",)

@@ -535,6 +535,10 @@ def model_from_nir(source, *, input_shape: Sequence[int], num_classes: int | Non
     """:func:`from_nir` for training (``snnlab train --init-from``): checks that the graph takes the data
     set's per-step ``input_shape`` and outputs ``num_classes`` values; ``options`` go to :func:`from_nir`
     (``dt=...`` for a graph that records none)."""
+    unknown = set(options) - {"dt", "surrogate", "detach_reset", "backend"}
+    if unknown:
+        raise ValueError(f"unknown option(s) {sorted(unknown)} for a network imported from NIR; valid: dt (seconds, "
+                         f"for a graph that records none), surrogate, detach_reset, backend.")
     net = from_nir(source, **options)
     shape = tuple(int(s) for s in input_shape)
     if net.input_shape != shape:

@@ -4,6 +4,7 @@ Examples::
 
     snnlab train --model spiking_cnn --dataset digits --method sltt --T 4 --epochs 10 --out-dir runs/sltt
     snnlab train ... --out-dir runs/sltt --resume          # continue after an interruption
+    snnlab train --init-from net.nir --dataset digits ...  # start from an exported NIR graph
     torchrun --nproc_per_node=2 -m snnlab train ...        # DDP (gloo on CPU, NCCL on GPUs)
 """
 
@@ -56,7 +57,10 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--method-option", action="append", metavar="KEY=VALUE",
                    help="method option, e.g. rescale=True (sltt_k: scale the K steps by T/K) (repeatable)")
     g.add_argument("--model-option", action="append", metavar="KEY=VALUE",
-                   help="model option, e.g. channels='(32,64)' or neuron=if (repeatable)")
+                   help="model option, e.g. channels='(32,64)' or neuron=if (repeatable); with --init-from, "
+                        "import options, e.g. dt=1e-3 for a graph that records no dt")
+    g.add_argument("--init-from", default=None, metavar="NET.nir",
+                   help="start from a NIR graph (exported by snnlab or another library) instead of --model")
     g.add_argument("--data-option", action="append", metavar="KEY=VALUE",
                    help="data set option, e.g. size=16 or preset=sew (repeatable)")
     g.add_argument("--loss-option", action="append", metavar="KEY=VALUE",
@@ -106,7 +110,7 @@ def config_from_args(args: argparse.Namespace):
         out_dir=args.out_dir, resume=args.resume, num_workers=args.num_workers, device=args.device,
         max_batches=args.max_batches, stop_after=args.stop_after, evaluate=not args.no_eval, progress=not args.no_progress,
         sync_bn=args.sync_bn, amp=args.amp, data_root=args.data_root,
-        model_options=parse_options(args.model_option, "model"),
+        model_options=parse_options(args.model_option, "model"), init_from=args.init_from,
         data_options=parse_options(args.data_option, "data"),
         loss_options=parse_options(args.loss_option, "loss"),
         method_options=method_options,

@@ -112,6 +112,10 @@ class TrainConfig:
     """Automatic mixed precision: float16 autocast + GradScaler on CUDA, bfloat16 autocast on CPU."""
     data_root: str | None = None
     model_options: dict[str, Any] = field(default_factory=dict)
+    init_from: str | None = None
+    """A NIR graph (``.nir``) to start from instead of ``model``: the network is imported with
+    :func:`snnlab.interop.model_from_nir` (``model_options`` go to it, e.g. ``dt`` for a graph that
+    records none) and trained from the graph's weights."""
     data_options: dict[str, Any] = field(default_factory=dict)
     loss_options: dict[str, Any] = field(default_factory=dict)
     method_options: dict[str, Any] = field(default_factory=dict)
@@ -124,7 +128,7 @@ class TrainConfig:
         check_choice("loss", self.loss, LOSSES)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("schedule", self.schedule, SCHEDULES)
-        if not custom_model and self.model not in MODELS:
+        if not custom_model and self.init_from is None and self.model not in MODELS:
             raise ValueError(f"unknown model {self.model!r}; valid names: {', '.join(sorted(MODELS))}.")
         if self.T is not None:
             check_timesteps("T", self.T)
@@ -350,6 +354,10 @@ def _train(cfg, ctx, model, train_set, test_set, callbacks) -> TrainResult:
     seed_everything(cfg.seed)
     train_set, test_set, kind, per_step, num_classes, T = _resolve_data(cfg, train_set, test_set)
     cfg = dataclasses.replace(cfg, T=T)  # resolved: what the checkpoint records and the result reports
+    if model is None and cfg.init_from is not None:
+        from snnlab.interop import model_from_nir
+
+        model = model_from_nir(cfg.init_from, input_shape=per_step, num_classes=num_classes, **cfg.model_options)
     if model is None:
         from snnlab.models import build_model
 

@@ -1,0 +1,107 @@
+"""``snnlab export``: write a trained network as a NIR graph.
+
+Examples::
+
+    snnlab export --checkpoint runs/cnn/checkpoint.pt --format nir --dt 1e-3 -o net.nir
+    snnlab export --checkpoint atsn.pt --dt 1e-3 -o atsn.nir      # a network saved by save_atsn_vgg
+
+The checkpoint is one ``snnlab train`` wrote (the model is rebuilt from its recorded settings and
+weights; a run started with ``--init-from net.nir`` carries its graph), or a network file written by
+:func:`snnlab.models.atsn_vgg.save_atsn_vgg` (chapter 8's ``snnlab simulate --model``). ``--dt`` is the
+time step in seconds that the graph's readers should integrate with; NIR does not fix one, so
+snnlab records it in the graph (``metadata["dt"]``). Prints a JSON summary of the graph.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+__all__ = ["register", "load_trained_model", "FORMATS"]
+
+FORMATS = ("nir",)
+
+
+def load_trained_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """The network a checkpoint holds, in eval mode, and what is known about it (``kind``, settings)."""
+    from snnlab.models.atsn_vgg import _FORMAT as ATSN_FORMAT, load_atsn_vgg
+    from snnlab.training.checkpoint import load_checkpoint
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}; `snnlab train --out-dir RUN` writes RUN/checkpoint.pt.")
+    try:
+        state = load_checkpoint(path)
+    except Exception as error:  # noqa: BLE001 - torch raises many kinds for a file that is not a checkpoint
+        raise ValueError(f"{path} is not a torch checkpoint snnlab wrote ({type(error).__name__}: {error}).") from None
+    if isinstance(state, dict) and state.get("format") == ATSN_FORMAT:
+        model, metadata = load_atsn_vgg(path)
+        return model, {"kind": "atsn_vgg", "options": model.options, "metadata": metadata}
+    if not (isinstance(state, dict) and "config" in state and "model" in state):
+        raise ValueError(f"{path} is neither a training checkpoint (`snnlab train` writes one with 'config' and "
+                         f"'model') nor an ATSN network file (save_atsn_vgg).")
+    config, weights = state["config"], state["model"]
+    extra = weights.get("_extra_state")
+    if isinstance(extra, dict) and extra.get("format") == "snnlab.nir/1":
+        from snnlab.interop.importer import from_nir
+
+        model = from_nir(extra["graph"], dt=extra["dt"])
+    else:
+        from snnlab.data import dataset_info
+        from snnlab.models import build_model
+
+        info = dataset_info(config["dataset"], T=config.get("T"), **(config.get("data_options") or {}))
+        options = {k: v for k, v in (config.get("model_options") or {}).items() if k != "num_classes"}
+        model = build_model(config["model"], num_classes=info["num_classes"], input_shape=info["input_shape"],
+                            T=config.get("T") or 4, **options)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as error:
+        raise ValueError(
+            f"the weights in {path} do not fit model {config.get('model')!r} rebuilt from the checkpoint's settings "
+            f"(was it trained on a custom nn.Module? then export it in Python with snnlab.interop.to_nir): "
+            f"{str(error).splitlines()[0]}") from None
+    return model.eval(), {"kind": "training checkpoint", "model": config.get("model"), "dataset": config.get("dataset"),
+                          "epochs_done": state.get("epoch"), "T": config.get("T")}
+
+
+def _run(args: argparse.Namespace) -> int:
+    from snnlab.cli import print_json
+    from snnlab.interop.export import to_nir
+    from snnlab.interop.importer import describe_graph
+
+    if args.format not in FORMATS:  # argparse checks too; kept for programmatic calls
+        raise ValueError(f"unknown format {args.format!r}; valid: {', '.join(FORMATS)}.")
+    output = Path(args.output)
+    if output.suffix != ".nir":
+        raise ValueError(f"the output file should end in .nir (NIR's HDF5 graph), got {output}.")
+    model, info = load_trained_model(args.checkpoint)
+    graph = to_nir(model, dt=args.dt, path=output)
+    rows = describe_graph(graph)
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["type"]] = counts.get(row["type"], 0) + 1
+    print_json({"written": str(output), "bytes": output.stat().st_size, "dt_seconds": args.dt,
+                "source": {"checkpoint": str(args.checkpoint), **{k: v for k, v in info.items() if k != "metadata"}},
+                "input_shape": list(graph.nodes["input"].input_type["input"].tolist()),
+                "output_shape": list(graph.nodes["output"].output_type["output"].tolist()),
+                "nodes": len(graph.nodes), "edges": len(graph.edges), "node_types": counts})
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export", help="write a trained network as a NIR graph (for other simulators and neuromorphic chips)",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True, metavar="PATH",
+                        help="RUN/checkpoint.pt from snnlab train, or a network saved by save_atsn_vgg")
+    parser.add_argument("--format", default="nir", choices=FORMATS, help="output format (default: nir)")
+    parser.add_argument("--dt", type=float, required=True, metavar="SECONDS",
+                        help="the time step readers should integrate with, in seconds (e.g. 1e-3); recorded in the "
+                             "graph's metadata")
+    parser.add_argument("-o", "--output", required=True, metavar="FILE.nir", help="where to write the graph")
+    parser.set_defaults(func=_run)
+
