@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Create (or update) snnlab's environment in the given folder (default .venv) and install
-# snnlab into it in editable mode with its test extra. Safe to run again.
+# snnlab into it in editable mode with its test and bench extras (the bench extra brings
+# SpikingJelly, snnTorch and Norse: the baselines of `snnlab bench` and the NIR cross-check that
+# the tests run). Safe to run again. SNNLAB_EXTRAS=test installs the test extra only.
 set -euo pipefail
 venv="${1:-.venv}"
 cd "$(dirname "$0")/.."
@@ -29,7 +31,7 @@ fi
 
 echo "==> installing snnlab and its dependencies into $venv (first time: a few minutes)"
 "$venv/bin/python" -m pip install --quiet --upgrade pip
-"$venv/bin/python" -m pip install --progress-bar off -e ".[test]"
+"$venv/bin/python" -m pip install --progress-bar off -e ".[${SNNLAB_EXTRAS:-test,bench}]"
 # JupyterLab: open the book's Jupytext chapters (.md) as notebooks on a double click.
 settings="$venv/share/jupyter/lab/settings"
 mkdir -p "$settings"

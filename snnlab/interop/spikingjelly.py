@@ -18,7 +18,8 @@ import nir
 import torch
 from torch import nn
 
-__all__ = ["spikingjelly_version", "require_spikingjelly", "run_in_spikingjelly", "export_from_spikingjelly"]
+__all__ = ["spikingjelly_version", "require_spikingjelly", "import_into_spikingjelly", "run_in_spikingjelly",
+           "export_from_spikingjelly"]
 
 INSTALL_HINT = 'pip install -e ".[bench]" (SpikingJelly >= 2.0 is a benchmark baseline)'
 
@@ -47,14 +48,20 @@ def require_spikingjelly():
     return nir_exchange
 
 
-@torch.no_grad()
-def run_in_spikingjelly(graph: nir.NIRGraph | str | Path, x: torch.Tensor, *, dt: float) -> torch.Tensor:
-    """Import ``graph`` with SpikingJelly's ``import_from_nir(graph, dt=dt)`` in multi-step mode and run
-    it on ``x`` ``[T, B, ...]`` from a fresh state; returns its output ``[T, B, ...]``."""
+def import_into_spikingjelly(graph: nir.NIRGraph | str | Path, *, dt: float) -> nn.Module:
+    """SpikingJelly's ``import_from_nir(graph, dt=dt)`` in multi-step mode (a ``torch.fx.GraphModule``
+    whose forward returns ``(output, state)``)."""
     nir_exchange = require_spikingjelly()
+    return nir_exchange.import_from_nir(str(graph) if isinstance(graph, Path) else graph, dt=dt, step_mode="m")
+
+
+@torch.no_grad()
+def run_in_spikingjelly(graph: nir.NIRGraph | str | Path | nn.Module, x: torch.Tensor, *, dt: float) -> torch.Tensor:
+    """Run ``graph`` (or a module :func:`import_into_spikingjelly` returned) in SpikingJelly on ``x``
+    ``[T, B, ...]`` from a fresh state; returns its output ``[T, B, ...]``."""
     from spikingjelly.activation_based import functional
 
-    module = nir_exchange.import_from_nir(str(graph) if isinstance(graph, Path) else graph, dt=dt, step_mode="m")
+    module = graph if isinstance(graph, nn.Module) else import_into_spikingjelly(graph, dt=dt)
     functional.reset_net(module)
     out, _ = module(x)
     return out
