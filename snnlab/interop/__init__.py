@@ -9,9 +9,16 @@
 continuous-time ones and when the mapping is exact; ``snnlab export`` is the command line.
 """
 
-from snnlab.interop.export import EXPORTED_MODELS, REFUSED_LAYERS, UnsupportedLayerError, to_nir, write_graph
+from snnlab.interop.export import (
+    EXPORTED_LAYERS,
+    EXPORTED_MODELS,
+    REFUSED_LAYERS,
+    UnsupportedLayerError,
+    to_nir,
+    write_graph,
+)
 
-__all__ = ["to_nir", "write_graph", "UnsupportedLayerError", "EXPORTED_MODELS", "REFUSED_LAYERS"]
+__all__ = ["to_nir", "write_graph", "UnsupportedLayerError", "EXPORTED_MODELS", "EXPORTED_LAYERS", "REFUSED_LAYERS"]
 
 from snnlab.interop.importer import (  # noqa: E402
     NIR_IMPORTS,

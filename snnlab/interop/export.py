@@ -60,7 +60,7 @@ from snnlab.models.small import SpikingCNN, SpikingMLP, TimeFolded
 from snnlab.models.vgg import OTTTVGG
 from snnlab.neurons import BaseNode, MLFNode, NonSpikingIntegrator
 
-__all__ = ["to_nir", "write_graph", "UnsupportedLayerError", "EXPORTED_MODELS", "REFUSED_LAYERS"]
+__all__ = ["to_nir", "write_graph", "UnsupportedLayerError", "EXPORTED_MODELS", "EXPORTED_LAYERS", "REFUSED_LAYERS"]
 
 
 class UnsupportedLayerError(ValueError):
@@ -70,6 +70,22 @@ class UnsupportedLayerError(ValueError):
         self.layer, self.kind, self.reason = layer, kind, reason
         super().__init__(f"cannot export layer {layer!r} ({kind}) to NIR: {reason}")
 
+
+EXPORTED_LAYERS: dict[str, str] = {
+    "nn.Linear (ScaledWSLinear: its standardised weight)": "Affine, or Linear without a bias",
+    "nn.Conv2d (ScaledWSConv2d: its standardised weight), nn.Conv1d": "Conv2d / Conv1d (groups=1, zero padding)",
+    "BatchNorm1d/2d, tdBN after a conv or linear layer": "folded into that layer's Affine/Conv2d (running statistics)",
+    "nn.AvgPool2d, global / adaptive average pooling": "AvgPool2d",
+    "max pool of one spiking layer's output": "SumPool2d + Threshold(0.5) (the OR of binary spikes)",
+    "flattening (nn.Flatten, a model's flatten)": "Flatten",
+    "SpikeScale (OTTT's γ)": "Scale",
+    "IF / LIF / PLIF, hard reset": "IF / LIF (PLIF: its learned τ, and metadata to rebuild a PLIF)",
+    "IF / LIF / PLIF, soft reset": "I / LI -> Threshold -> Scale, fed back one step later",
+    "NonSpikingIntegrator (ATSN / OTTT output layer)": "LI (decay < 1) or I (decay 1)",
+    "SEW ADD, Spiking ResNet and plain residual blocks": "summed edges: branches, no node for the sum",
+    "nn.Dropout, nn.Identity": "nothing (an inference graph)",
+}
+"""What each supported layer becomes in the graph (the appendix's table)."""
 
 REFUSED_LAYERS: dict[str, str] = {
     "MLFNode": (
