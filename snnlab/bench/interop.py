@@ -13,10 +13,11 @@ skipped. The load average is in the machine record: compare ratios from one run.
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 from pathlib import Path
+
+from snnlab.bench.simulator import _median_seconds
 
 __all__ = ["add_arguments", "run", "NETWORKS"]
 
@@ -35,15 +36,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=32, help="samples per run")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats (median reported)")
     parser.add_argument("--dt", type=float, default=1e-3, help="the time step written into the graphs (s)")
-
-
-def _median(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -93,8 +85,8 @@ def run(args: argparse.Namespace) -> dict:
                         net(x)
 
                 module = import_into_spikingjelly(path, dt=args.dt)
-                ours_s = _median(ours_run, repeats)
-                theirs_s = _median(lambda: run_in_spikingjelly(module, x, dt=args.dt), repeats)
+                ours_s = _median_seconds(ours_run, repeats)
+                theirs_s = _median_seconds(lambda: run_in_spikingjelly(module, x, dt=args.dt), repeats)
                 row.update(snnlab_inference_seconds=ours_s, spikingjelly_inference_seconds=theirs_s,
                            spikingjelly_over_snnlab=theirs_s / ours_s)
             elif sj_readable:

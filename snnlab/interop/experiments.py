@@ -16,7 +16,8 @@ import nir
 import torch
 
 from snnlab.interop.importer import NIRNetwork, from_nir, read_graph
-from snnlab.neurons import BaseNode, LIFNode, StatefulNode, reset_states
+from snnlab.analysis.neuron_hooks import observe_neurons
+from snnlab.neurons import BaseNode, LIFNode, reset_states
 
 __all__ = ["without_recorded_dt", "assumed_dt_sweep", "spiking_layers", "round_trip_report"]
 
@@ -66,22 +67,15 @@ def round_trip_report(model: torch.nn.Module, net: NIRNetwork, x: torch.Tensor) 
     """Per spiking layer of ``model``: its spikes on ``x`` and in how many places the imported ``net``
     (from ``model``'s graph) fires differently; the last row compares the two outputs."""
     outs: dict[str, torch.Tensor] = {}
-    hooks = [m.register_forward_hook(lambda mod, inp, out, name=name: outs.__setitem__(name, out))
-             for name, m in model.named_modules() if isinstance(m, StatefulNode)]
+    observe_neurons(model, x, lambda name, layer, inp, out: outs.__setitem__(name, out))
     reset_states(model)
-    try:
-        y = model(x)
-    finally:
-        for h in hooks:
-            h.remove()
-        reset_states(model)
+    y = model(x)
+    reset_states(model)
     reset_states(net)
     theirs = net.forward_all(x)
     reset_states(net)
     rows = []
     for name, out in outs.items():
-        if not isinstance(model.get_submodule(name), BaseNode):
-            continue
         layer = next(n for n in (name, f"{name}.fire") if n in theirs)
         rows.append({"layer": name, "NIR node": layer, "spikes": int(out.sum()),
                      "places that differ": int((out != theirs[layer]).sum()), "of": out.numel()})

@@ -211,6 +211,17 @@ def _close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=RTOL, abs_tol=0.0)
 
 
+def _check_unit_gain(node: nir.NIRNode, name: str, dt: float, what: str) -> None:
+    """IF and I nodes: snnlab adds the input unscaled (``V + X``), which is NIR's ``dv/dt = R I`` only
+    with ``R·dt = 1``; otherwise name the dt the node was written for, ``1/R``."""
+    r = uniform_value(node.r, "r", name)
+    if not _close(r * dt, 1.0):
+        layer = "integrator" if isinstance(node, nir.I) and not what else "IF"
+        raise ValueError(
+            f"NIR node {name!r} ({type(node).__name__}{what}): r = {r:.6g}, but snnlab's {layer} (V + X) needs "
+            f"r = 1/dt = {1.0 / dt:.6g} at dt = {dt:g} s. The node was written for dt = 1/r = {1.0 / r:.6g} s.")
+
+
 @dataclass(frozen=True)
 class NeuronOptions:
     """What a NIR graph does not say about its neurons, for training the imported network: the
@@ -255,11 +266,7 @@ def spiking_neuron_from_nir(node: nir.NIRNode, name: str, dt: float, options: Ne
     v_reset = uniform_value(node.v_reset, "v_reset", name)
     try:
         if isinstance(node, nir.IF):
-            r = uniform_value(node.r, "r", name)
-            if not _close(r * dt, 1.0):
-                raise ValueError(
-                    f"NIR node {name!r} (IF): r = {r:.6g}, but snnlab's IF (H = V + X) needs r = 1/dt = "
-                    f"{1.0 / dt:.6g} at dt = {dt:g} s. The node was written for dt = 1/r = {1.0 / r:.6g} s.")
+            _check_unit_gain(node, name, dt, "")
             return IFNode(v_threshold=v_th, v_reset=v_reset, **options.kwargs())
         tau_s = _lif_steps(node, name, dt)
         decay_input = _lif_charge(node, name, tau_s, dt)
@@ -290,13 +297,10 @@ def _lif_module(node: nir.NIRNode, tau_s: float, decay_input: bool, reset: dict,
 def integrator_from_nir(node: nir.NIRNode, name: str, dt: float, backend: str = "auto") -> NonSpikingIntegrator:
     """A :class:`~snnlab.neurons.NonSpikingIntegrator` for a NIR ``LI`` (``R = τ/dt``, ``v_leak = 0``)
     or ``I`` (``R = 1/dt``) node."""
-    r = uniform_value(node.r, "r", name)
     if isinstance(node, nir.I):
-        if not _close(r * dt, 1.0):
-            raise ValueError(
-                f"NIR node {name!r} (I): r = {r:.6g}, but snnlab's integrator (V = V + X) needs r = 1/dt = "
-                f"{1.0 / dt:.6g} at dt = {dt:g} s. The node was written for dt = 1/r = {1.0 / r:.6g} s.")
+        _check_unit_gain(node, name, dt, "")
         return NonSpikingIntegrator(1.0, step_mode="m", backend=backend)
+    r = uniform_value(node.r, "r", name)
     tau_s = _lif_steps(node, name, dt)
     v_leak = uniform_value(node.v_leak, "v_leak", name)
     if v_leak != 0.0:
@@ -318,11 +322,7 @@ def soft_reset_neuron_from_nir(membrane: nir.NIRNode, threshold: nir.Threshold, 
     w = uniform_value(scale.scale, "scale", s_name)
     reset = dict(v_threshold=v_th, v_reset=None)
     if isinstance(membrane, nir.I):
-        r = uniform_value(membrane.r, "r", m_name)
-        if not _close(r * dt, 1.0):
-            raise ValueError(
-                f"NIR node {m_name!r} (I, the membrane of a soft-reset IF): r = {r:.6g}, but snnlab's IF needs "
-                f"r = 1/dt = {1.0 / dt:.6g} at dt = {dt:g} s. The node was written for dt = 1/r = {1.0 / r:.6g} s.")
+        _check_unit_gain(membrane, m_name, dt, ", the membrane of a soft-reset IF")
         kind, k, decay_input = "if", 1.0, True
     else:
         tau_s = _lif_steps(membrane, m_name, dt)
