@@ -22,21 +22,42 @@ def graph_table(graph, caption: str = "") -> Table:
     from snnlab.interop import describe_graph
 
     rows = []
-    for row in describe_graph(graph):
+    order = _reading_order(graph)
+    for row in sorted(describe_graph(graph), key=lambda r: order.get(r["node"], len(order))):
         shapes = " -> ".join("x".join(map(str, s)) if s else "-" for s in (row["input"], row["output"]))
         params = ", ".join(f"{k} {_short(v)}" for k, v in row["parameters"].items())
         rows.append({"node": row["node"], "type": row["type"], "shape (in -> out)": shapes, "parameters": params})
     return Table(rows, caption=caption)
 
 
-def plot_dt_sweep(axes, rows: list[dict], recorded_dt: float) -> None:
-    """Left: spikes per sample of each spiking layer against the dt a reader assumes; right: accuracy.
-    The dt the graph was written for is marked."""
+def _reading_order(graph) -> dict[str, int]:
+    """Nodes in the order a signal reaches them from the input (breadth first), ties by name."""
+    succs: dict[str, list[str]] = {}
+    for a, b in graph.edges:
+        succs.setdefault(a, []).append(b)
+    order: dict[str, int] = {}
+    frontier = sorted(n for n, node in graph.nodes.items() if type(node).__name__ == "Input")
+    while frontier:
+        nxt = []
+        for name in frontier:
+            if name not in order:
+                order[name] = len(order)
+                nxt += sorted(succs.get(name, []))
+        frontier = [n for n in nxt if n not in order]
+    return order
+
+
+def plot_dt_sweep(axes, rows: list[dict], recorded_dt: float, chance: float | None = None) -> None:
+    """Left: spikes per sample of each spiking layer against the dt a reader assumes; right: accuracy
+    (with the chance level, when given, as a fraction). The dt the graph was written for is marked."""
     ok = [r for r in rows if r["error"] is None]
     dts = np.array([r["dt"] for r in ok])
     for j, layer in enumerate(ok[0]["spikes_per_sample"] if ok else []):
         axes[0].plot(dts, [r["spikes_per_sample"][layer] for r in ok], "o-", color=f"C{j}", label=layer)
     axes[1].plot(dts, [100 * r["accuracy"] for r in ok], "o-", color="C3")
+    if chance is not None:
+        axes[1].axhline(100 * chance, color="0.6", lw=1, ls=":", label="chance")
+        axes[1].legend(fontsize=7)
     for ax in axes:
         ax.set_xscale("log")
         ax.axvline(recorded_dt, color="0.5", ls="--", lw=1)
