@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "snnlab.conversion.cli",
     "snnlab.data.cli",
     "snnlab.hardware.cli",
+    "snnlab.inference.cli",
     "snnlab.training.cli",
 )
 
