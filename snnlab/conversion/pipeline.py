@@ -116,7 +116,9 @@ def _fit(model, params, train_data, *, epochs, lr, batch_size, weight_decay, see
     device = _device(model)
     for epoch in range(start, epochs):
         total, correct, loss_sum = 0, 0, 0.0
-        for x, y in tqdm(loader, desc=f"{desc} epoch {epoch + 1}/{epochs}", disable=not progress, leave=False):
+        # a bar fed by hand: wrapping the loader in tqdm would draw its shuffling seed a second time
+        bar = tqdm(total=len(loader), desc=f"{desc} epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
+        for x, y in loader:
             x, y = x.to(device), y.to(device)
             out = model(x)
             loss = F.cross_entropy(out, y)
@@ -127,6 +129,8 @@ def _fit(model, params, train_data, *, epochs, lr, batch_size, weight_decay, see
             total += len(y)
             correct += int((out.argmax(1) == y).sum())
             loss_sum += float(loss.detach()) * len(y)
+            bar.update(1)
+        bar.close()
         history.append({"epoch": epoch + 1, "loss": loss_sum / total, "train_accuracy": correct / total})
         if on_epoch is not None:
             on_epoch({"epoch": epoch + 1, "epochs": epochs, "history": list(history), "optimizer": opt.state_dict(),
