@@ -157,3 +157,20 @@ def test_an_existing_run_is_not_overwritten_by_accident(tmp_path, capsys):
     assert again["snn"][0]["accuracy"] == first["snn"][0]["accuracy"]
     assert "cannot resume" in error_of(capsys, *QUICK, "--kind", "rate", "--out-dir", out, "--resume",
                                        "--ann-lr", "0.5")
+
+
+def test_vgg16_on_cifar10_files_with_the_papers_table_1_thresholds(tmp_path, capsys):
+    """The README recipe's path at a tiny scale: CIFAR-10 in its real format, VGG16 (width 4),
+    the paper's Table 1 initial thresholds, fine-tuning, 15 spiking layers."""
+    from test_data_real import write_cifar10
+
+    write_cifar10(tmp_path)
+    assert main(["convert", "--dataset", "cifar10", "--data-root", str(tmp_path), "--model", "vgg16",
+                 "--model-option", "width=4", "--kind", "sc-ttfs", "--thresholds", "cifar10", "--T", "2",
+                 "--ann-epochs", "1", "--fine-tune-epochs", "1", "--no-progress"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    row = result["snn"][0]
+    assert result["samples"] == {"train": 20, "test": 4, "statistics": 20}
+    assert row["spiking_layers"] == 15 and row["latency"] == 30
+    assert row["thresholds"]["initialised_from"] == "paper Table 1 (cifar10)"
+    assert row["accuracy_before_fine_tune"] is not None and len(row["fine_tune"]["history"]) == 1

@@ -142,3 +142,22 @@ def test_bad_input_gets_one_line_errors(run_dir, tmp_path, capsys):
     assert "--T must be >= 1" in error_of(capsys, run, "--T", "0")
     assert "--samples must be >= 1" in error_of(capsys, run, "--samples", "0")
     assert "unknown reads 'both'" in error_of(capsys, run, "--exit", "atsn", "--reads", "both")
+
+
+def test_event_data_run(tmp_path, monkeypatch, capsys):
+    """A run on the emulated event camera's digits: frames [B, T, 2, H, W] go through the exit loop."""
+    monkeypatch.setenv("SNNLAB_DATA", str(tmp_path))
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "nmnist-emulated", "--data-option", "limit=100", "--data-option",
+                 "progress=False", "--model", "spiking_cnn", "--T", "5", "--epochs", "1", "--max-batches", "1",
+                 "--no-progress", "--out-dir", str(out)]) == 0
+    capsys.readouterr()
+    result = evaluate(capsys, str(out), "--exit", "atsn", "--cl-init", "0.2")
+    assert result["input_kind"] == "events" and result["T"] == 5 and result["dataset"] == "nmnist-emulated"
+    model, _ = load_trained_model(out)
+    test = load_dataset("nmnist-emulated", train=False, T=5, limit=100, progress=False)
+    x = torch.stack([test[i][0] for i in range(len(test))])
+    y = torch.as_tensor([test[i][1] for i in range(len(test))])
+    decided = ConfidenceExit(0.2, 0.999)(fixed_inference(model, x, T=5, kind="events")[0])
+    assert result["samples"] == len(y) and result["accuracy"] == decided.accuracy(y)
+    assert result["exits_per_step"] == torch.bincount(decided.steps, minlength=6)[1:].tolist()
