@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from snnlab.checks import check_choice, check_positive_int, check_timesteps
 from snnlab.inference.adaptive import adaptive_inference
 from snnlab.inference.complexity import ComplexityReport, SynapticOpCounter
-from snnlab.inference.exit_rule import ExitRule
+from snnlab.inference.exit_rule import ExitResult, ExitRule
 
 __all__ = ["EXIT_RULES", "build_exit_rule", "ExitEvaluation", "evaluate_exit"]
 
@@ -47,13 +47,10 @@ def build_exit_rule(name: str, *, cl_init: float = 0.999, tau_cl: float = 0.999,
 
 
 @dataclass
-class ExitEvaluation:
-    """What :func:`evaluate_exit` returns (steps are 1-based)."""
+class ExitEvaluation(ExitResult):
+    """What :func:`evaluate_exit` returns: every sample's exit step (1-based) and prediction
+    (:class:`ExitResult`), and what the run cost."""
 
-    steps: torch.Tensor
-    """int64 ``[N]``: the step at which each sample exited."""
-    predictions: torch.Tensor
-    """int64 ``[N]``: the class predicted at the exit."""
     T: int
     targets: torch.Tensor | None = None
     """int64 ``[N]`` when the data carried labels."""
@@ -69,15 +66,7 @@ class ExitEvaluation:
         targets = self.targets if targets is None else targets
         if targets is None:
             raise ValueError("no targets: pass them, or evaluate a data set of (x, y) items.")
-        return float((self.predictions == targets).double().mean())
-
-    @property
-    def mean_steps(self) -> float:
-        return float(self.steps.double().mean())
-
-    @property
-    def max_steps(self) -> int:
-        return int(self.steps.max())
+        return super().accuracy(targets)
 
     @property
     def operations(self) -> float:
