@@ -146,6 +146,9 @@ def test_bad_input_gets_one_line_errors(tmp_path, capsys):
     checkpoint.save_checkpoint(tmp_path / "run" / "checkpoint.pt",
                                {"format": 1, "config": {"method": "bptt"}, "model": {}})
     assert "`snnlab train` checkpoint" in error_of(capsys, "--ann", str(tmp_path / "run"))
+    assert "unknown device 'gpu0'" in error_of(capsys, "--device", "gpu0")
+    if not torch.cuda.is_available():
+        assert "no CUDA device" in error_of(capsys, "--device", "cuda")
     assert "resume and overwrite" in error_of(capsys, "--resume", "--overwrite", "--out-dir", str(tmp_path / "o"))
 
 

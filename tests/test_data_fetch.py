@@ -155,7 +155,7 @@ def test_good_archive_is_verified_extracted_and_readable(tmp_path, server, monke
     data = load_dataset("cifar10", train=True, root=str(root), augment=False)
     assert len(data) == 20 and data[6][0].shape == (3, 32, 32)
     assert verify_dataset("cifar10", str(root), checksums=False)["ok"]  # the layout verify expects
-    assert not (root / "downloads" / "cifar-10-python.tar.gz").exists()  # archive removed after extraction
+    assert not (root / "downloads" / "cifar10" / "cifar-10-python.tar.gz").exists()  # removed once extracted
     assert leftovers(root) == []
     # already there: nothing is downloaded again
     assert run("cifar10", "--root", str(root), "--mirror", server.url, "--no-verify") == 0
@@ -169,7 +169,7 @@ def test_wrong_checksum_is_refused_and_nothing_is_extracted(tmp_path, server, mo
     err = capsys.readouterr().err
     assert "md5" in err and "0" * 32 in err and "nothing was extracted" in err and err.count("\n") == 1
     assert not (root / "cifar10" / "cifar-10-batches-py").exists()
-    assert not (root / "downloads" / "cifar-10-python.tar.gz").exists()
+    assert not (root / "downloads" / "cifar10" / "cifar-10-python.tar.gz").exists()
     assert leftovers(root) == []
 
 
@@ -193,7 +193,7 @@ def test_interrupted_download_resumes_on_the_next_run(tmp_path, server, monkeypa
     root = tmp_path / "root"
     assert run("cifar10", "--root", str(root), "--mirror", server.url, "--retries", "0") == 1
     assert "run the same command again to resume" in capsys.readouterr().err
-    part = root / "downloads" / "cifar-10-python.tar.gz.part"
+    part = root / "downloads" / "cifar10" / "cifar-10-python.tar.gz.part"
     assert part.read_bytes() == payload[:cut]
     assert not (root / "cifar10").exists()
     assert run("cifar10", "--root", str(root), "--mirror", server.url, "--no-verify") == 0
@@ -204,7 +204,7 @@ def test_interrupted_download_resumes_on_the_next_run(tmp_path, server, monkeypa
 def test_a_server_ignoring_range_restarts_from_the_first_byte(tmp_path, server, monkeypatch):
     payload = cifar10_archive(tmp_path)
     publish(server, monkeypatch, "cifar10", {"cifar-10-python.tar.gz": payload})
-    part = tmp_path / "root" / "downloads" / "cifar-10-python.tar.gz.part"
+    part = tmp_path / "root" / "downloads" / "cifar10" / "cifar-10-python.tar.gz.part"
     part.parent.mkdir(parents=True)
     part.write_bytes(b"x" * 500)  # a stale partial download
     server.ignore_range = True
@@ -257,7 +257,7 @@ def test_disk_full_while_writing_keeps_the_partial_download_for_a_resume(tmp_pat
     assert run("cifar10", "--root", str(root), "--mirror", server.url) == 1
     err = capsys.readouterr().err
     assert "disk filled up while downloading" in err and "resumes" in err
-    part = root / "downloads" / "cifar-10-python.tar.gz.part"
+    part = root / "downloads" / "cifar10" / "cifar-10-python.tar.gz.part"
     assert part.stat().st_size == room_left and not (root / "cifar10").exists()
     monkeypatch.undo()  # space freed
     publish(server, monkeypatch, "cifar10", {"cifar-10-python.tar.gz": payload})
@@ -279,7 +279,7 @@ def test_disk_full_while_extracting_leaves_no_half_extracted_folder(tmp_path, se
     assert run("cifar10", "--root", str(root), "--mirror", server.url) == 1
     assert "disk filled up while extracting" in capsys.readouterr().err
     assert not (root / "cifar10" / "cifar-10-batches-py").exists() and leftovers(root) == []
-    assert (root / "downloads" / "cifar-10-python.tar.gz").is_file()  # verified archive kept
+    assert (root / "downloads" / "cifar10" / "cifar-10-python.tar.gz").is_file()  # verified archive kept
     monkeypatch.setattr(fetch, "_extract_one", real_extract)
     assert run("cifar10", "--root", str(root), "--mirror", server.url, "--no-verify") == 0
     assert len(server.requests) == 1  # the kept archive was not downloaded again

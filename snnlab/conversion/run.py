@@ -119,6 +119,12 @@ class ConvertConfig:
             check_positive(name, getattr(self, name))
         if not (isinstance(self.ann_weight_decay, (int, float)) and self.ann_weight_decay >= 0):
             raise ValueError(f"ann_weight_decay must be a number >= 0, got {self.ann_weight_decay!r}.")
+        try:
+            device = torch.device(self.device)
+        except RuntimeError:
+            raise ValueError(f"unknown device {self.device!r}; use cpu, cuda or cuda:N.") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {self.device!r} asked for, but torch sees no CUDA device; use --device cpu.")
         if self.resume and self.overwrite:
             raise ValueError("resume and overwrite exclude each other: continue the run in out_dir, or start again.")
         if (self.resume or self.overwrite) and self.out_dir is None:

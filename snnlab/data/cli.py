@@ -194,7 +194,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mirror", default=None, metavar="URL",
                    help="download <URL>/<archive file name> instead of the official URL (checksums still apply)")
     p.add_argument("--force", action="store_true", help="fetch and extract again even if already extracted")
-    p.add_argument("--keep-archives", action="store_true", help="keep the archives in <root>/downloads/")
+    p.add_argument("--keep-archives", action="store_true", help="keep the archives in <root>/downloads/<name>/")
     p.add_argument("--retries", type=int, default=3, help="resume attempts after a dropped connection (default 3)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds without data before a retry (default 60)")
     p.add_argument("--no-verify", action="store_true", help="skip `snnlab data verify` after extracting")

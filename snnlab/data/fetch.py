@@ -7,7 +7,7 @@ archive(s), their checksum and *where that checksum was published* (:data:`SOURC
 
 What :func:`fetch_dataset` does, per archive:
 
-1. **Download** into ``<root>/downloads/<file>.part``. An interrupted download is resumed with an
+1. **Download** into ``<root>/downloads/<name>/<file>.part``. An interrupted download is resumed with an
    HTTP ``Range`` request, both within one run (a dropped connection is retried ``retries`` times)
    and across runs (the ``.part`` file stays). A server that ignores ``Range`` (status 200) is
    restarted from byte 0. Before writing, the free space is compared with the bytes still to come
@@ -461,7 +461,7 @@ def fetch_dataset(name: str, root: str | os.PathLike | None = None, *, mirror: s
                 report["archives"].append({**entry, "status": "present"})
                 continue
             log(f"{name}: downloading {url}")
-            path = download(url, downloads / archive.filename, algorithm=algorithm, expected=expected,
+            path = download(url, downloads / name / archive.filename, algorithm=algorithm, expected=expected,
                             retries=retries, timeout=timeout, progress=progress)
             log(f"{name}: {algorithm} OK; extracting into {dest}")
             extract_archive(path, dest, archive.provides, nested=archive.nested, replace=force)

@@ -56,7 +56,7 @@ def checkpoint_kind(state: Any) -> str:
     """Which kind of snnlab file ``state`` (a loaded object) is; see the module docstring."""
     if isinstance(state, dict):
         fmt = state.get("format")
-        if fmt == 1 and isinstance(state.get("config"), dict) and "model" in state and "method" in state["config"]:
+        if isinstance(state.get("config"), dict) and "method" in state["config"] and "model" in state:
             return "train"
         if fmt == "snnlab.atsn_vgg/1":
             return "atsn_vgg"
