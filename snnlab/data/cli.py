@@ -156,7 +156,7 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("data", help="list, generate and verify data sets")
+    parser = subparsers.add_parser("data", help="list, generate, verify and (when asked) download data sets")
     sub = parser.add_subparsers(dest="data_command", metavar="<list|prepare|verify|fetch>", required=True)
 
     def add_root(p):
