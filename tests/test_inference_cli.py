@@ -56,7 +56,7 @@ def test_fixed_T_reproduces_the_training_loops_test_accuracy(run_dir, capsys):
 def test_atsn_exit_matches_the_offline_rule_on_a_fixed_run(run_dir, test_data, capsys):
     x, y = test_data
     result = evaluate(capsys, str(run_dir / "checkpoint.pt"), "--exit", "atsn", "--cl-init", "0.3",
-                      "--tau-cl", "0.9", "--samples", str(N))
+                      "--tau-cl", "0.9", "--samples", str(N), "--repeats", "3")
     model, _ = load_trained_model(run_dir)
     outputs = fixed_inference(model, x, T=4)[0]
     decided = ConfidenceExit(0.3, 0.9)(outputs)
@@ -72,7 +72,7 @@ def test_atsn_exit_matches_the_offline_rule_on_a_fixed_run(run_dir, test_data, c
     rel = result["complexity_eq19"]["relative_to_fixed_T"]
     assert rel == pytest.approx(result["complexity_eq19"]["synaptic_operations_per_sample"]
                                 / base["synaptic_operations_per_sample"])
-    assert rel < 1.0 and "speedup_vs_fixed_T" in result["wall_clock"]
+    assert rel < 1.0 and "speedup_vs_fixed_T" in result["wall_clock"] and result["wall_clock"]["repeats"] == 3
 
 
 def test_complexity_counts_only_the_steps_computed(run_dir, capsys):
@@ -141,6 +141,7 @@ def test_bad_input_gets_one_line_errors(run_dir, tmp_path, capsys):
     assert "theta must lie in [0.0, 1.0]" in error_of(capsys, run, "--exit", "dtsnn", "--theta", "2")
     assert "--T must be >= 1" in error_of(capsys, run, "--T", "0")
     assert "--samples must be >= 1" in error_of(capsys, run, "--samples", "0")
+    assert "--repeats must be >= 1" in error_of(capsys, run, "--repeats", "0")
     assert "unknown reads 'both'" in error_of(capsys, run, "--exit", "atsn", "--reads", "both")
 
 

@@ -11,8 +11,9 @@ examples:
   snnlab evaluate runs/cifar10-vgg/checkpoint.pt --exit dtsnn --theta 0.05 --batch-size 128
   snnlab evaluate runs/cifar10dvs --exit atsn --T 10 --samples 500 --output eval.json
 
-The wall-clock comes from a run without the operation-counting hooks, after the counted run (which
-must exit at the same steps; it is checked). Inference runs on the CPU.
+The wall-clock comes from runs without the operation-counting hooks, after the counted run (which
+must exit at the same steps; it is checked): the median of --repeats runs, interleaved with the
+fixed-T baseline's so that a change of machine load hits both. Inference runs on the CPU.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     d.add_argument("--split", default="test", choices=("test", "train"), help="which split (default test)")
     d.add_argument("--samples", type=int, default=None, help="the first N samples (default: all)")
     d.add_argument("--batch-size", type=int, default=256, help="samples per adaptive batch (default 256)")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="timed runs (interleaved with the baseline's); the median is reported (default 1)")
     p.add_argument("--no-baseline", action="store_true",
                    help="skip the fixed-T run of the same network (relative complexity and speed-up)")
     p.add_argument("--output", default=None, help="also write the JSON to this file")
@@ -99,7 +102,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from snnlab.training.cli import parse_options
     from snnlab.training.restore import load_trained_model
 
-    for flag, value in (("--T", args.T), ("--samples", args.samples), ("--batch-size", args.batch_size)):
+    for flag, value in (("--T", args.T), ("--samples", args.samples), ("--batch-size", args.batch_size),
+                        ("--repeats", args.repeats)):
         if value is not None and value < 1:
             raise ValueError(f"{flag} must be >= 1, got {value}.")
     start = time.perf_counter()
@@ -126,8 +130,17 @@ def _evaluate(args: argparse.Namespace) -> int:
     # counted runs first: they also warm up (kernel compilation, caches) before the timed ones
     counted = run(rule, True)
     base_counted = run(base_rule, True) if baseline else None
-    timed = run(rule, False)
-    base_timed = run(base_rule, False) if baseline else None
+    # timed runs, the rule's and the baseline's interleaved (a change of machine load hits both); medians
+    timings: dict[str, list] = {"rule": [], "base": []}
+    for _ in range(args.repeats):
+        timings["rule"].append(run(rule, False))
+        if baseline:
+            timings["base"].append(run(base_rule, False))
+
+    def median_run(runs):
+        return sorted(runs, key=lambda r: r.seconds)[(len(runs) - 1) // 2] if runs else None
+
+    timed, base_timed = median_run(timings["rule"]), median_run(timings["base"])
     if not torch.equal(timed.steps, counted.steps) or not torch.equal(timed.predictions, counted.predictions):
         raise ValueError("the counted run exited at other steps than the timed one; the network is not "
                            "deterministic in eval mode, so its numbers cannot be trusted.")
@@ -150,7 +163,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             "source": "ATSN eq. 19: sum over weight layers of non-zero inputs x fan-out, over the steps "
                       "each sample computed",
         },
-        "wall_clock": {"seconds": timed.seconds, "network_seconds": timed.network_seconds,
+        "wall_clock": {"seconds": timed.seconds, "network_seconds": timed.network_seconds, "repeats": args.repeats,
                        "samples_per_second": n / timed.seconds if timed.seconds > 0 else None,
                        "batch_size": args.batch_size, "torch_threads": torch.get_num_threads(),
                        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None},
