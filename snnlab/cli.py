@@ -17,9 +17,11 @@ __all__ = ["main", "build_parser", "COMMAND_MODULES", "print_json"]
 # Modules providing `register(subparsers)`; each adds one top-level command.
 COMMAND_MODULES: tuple[str, ...] = (
     "snnlab.bench.cli",
+    "snnlab.conversion.cli",
     "snnlab.data.cli",
     "snnlab.hardware.cli",
     "snnlab.interop.cli",
+    "snnlab.inference.cli",
     "snnlab.training.cli",
 )
 

@@ -15,6 +15,7 @@ from snnlab.conversion.pipeline import (
     convert,
     evaluate_snn,
     fine_tune,
+    initial_thresholds,
     rate_thresholds_from_statistics,
     relu_preactivations,
     simulate_stepwise,
@@ -29,7 +30,7 @@ __all__ = [
     "HARDWARE", "energy", "energy_improvement",
     "conversion_error_parts",
     "KINDS", "PAPER_THRESHOLDS", "ConvertedSNN", "RateNeuron", "accuracy", "calibration_rule", "convert",
-    "evaluate_snn", "fine_tune", "rate_thresholds_from_statistics", "relu_preactivations",
+    "evaluate_snn", "fine_tune", "initial_thresholds", "rate_thresholds_from_statistics", "relu_preactivations",
     "simulate_stepwise", "thresholds_from_statistics", "train_ann",
     "NO_SPIKE", "SCTTFSNeuron", "ThresholdParams", "TTFSNeuron", "decode", "spike_times", "threshold",
 ]

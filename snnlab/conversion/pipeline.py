@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from snnlab.checks import check_choice, check_positive, check_timesteps
+from snnlab.checks import check_choice, check_in_range, check_positive, check_timesteps
 from snnlab.conversion.bn_folding import has_batchnorm
 from snnlab.conversion.ttfs import SCTTFSNeuron, ThresholdParams, TTFSNeuron, decode, spike_times
 
@@ -36,6 +36,7 @@ __all__ = [
     "relu_preactivations",
     "thresholds_from_statistics",
     "rate_thresholds_from_statistics",
+    "initial_thresholds",
     "calibration_rule",
     "RateNeuron",
     "ConvertedSNN",
@@ -69,28 +70,56 @@ def _loader(data, batch_size, shuffle, seed):
 
 
 def train_ann(model: nn.Module, train_data, *, epochs: int = 10, lr: float = 1e-2, batch_size: int = 64,
-              weight_decay: float = 5e-4, seed: int = 0) -> list[dict]:
+              weight_decay: float = 5e-4, seed: int = 0, resume_from: dict | None = None, on_epoch=None,
+              progress: bool = False) -> list[dict]:
     """Train a ReLU ANN with Adam and a cosine schedule (per step) and cross-entropy; returns the
-    per-epoch history (loss, train accuracy). ``train_data`` is a Dataset or ``(x, y)``."""
+    per-epoch history (loss, train accuracy). ``train_data`` is a Dataset or ``(x, y)``; batches go
+    to the model's device.
+
+    Resumable: after every epoch ``on_epoch(state)`` receives the training state (epoch, history,
+    optimiser, schedule, the loader's generator and every RNG state; the model's weights are the
+    caller's to save); ``resume_from=state`` continues from it, ending with exactly the weights of
+    an uninterrupted run on CPU."""
     check_timesteps("epochs", epochs)
     check_positive("lr", lr)
     torch.manual_seed(seed)
     model.train()
     history = _fit(model, list(model.parameters()), train_data, epochs=epochs, lr=lr, batch_size=batch_size,
-                   weight_decay=weight_decay, seed=seed)
+                   weight_decay=weight_decay, seed=seed, resume_from=resume_from, on_epoch=on_epoch,
+                   progress=progress, desc="ANN")
     model.eval()
     return history
 
 
-def _fit(model, params, train_data, *, epochs, lr, batch_size, weight_decay, seed) -> list[dict]:
-    """Adam + cosine annealing (per step) + cross-entropy over ``params``; per-epoch history."""
+def _device(model: nn.Module) -> torch.device:
+    return next(iter(model.parameters()), torch.empty(0)).device
+
+
+def _fit(model, params, train_data, *, epochs, lr, batch_size, weight_decay, seed, resume_from=None,
+         on_epoch=None, progress=False, desc="fit") -> list[dict]:
+    """Adam + cosine annealing (per step) + cross-entropy over ``params``; per-epoch history.
+    ``resume_from`` / ``on_epoch``: see :func:`train_ann`."""
+    from tqdm.auto import tqdm
+
+    from snnlab.training.checkpoint import capture_rng_state, restore_rng_state
+
     loader = _loader(train_data, batch_size, True, seed)
     opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * len(loader))
-    history = []
-    for epoch in range(epochs):
+    history, start = [], 0
+    if resume_from is not None:
+        opt.load_state_dict(resume_from["optimizer"])
+        sched.load_state_dict(resume_from["scheduler"])
+        loader.generator.set_state(resume_from["generator"])
+        restore_rng_state(resume_from["rng"])
+        history, start = list(resume_from["history"]), int(resume_from["epoch"])
+    device = _device(model)
+    for epoch in range(start, epochs):
         total, correct, loss_sum = 0, 0, 0.0
+        # a bar fed by hand: wrapping the loader in tqdm would draw its shuffling seed a second time
+        bar = tqdm(total=len(loader), desc=f"{desc} epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
         for x, y in loader:
+            x, y = x.to(device), y.to(device)
             out = model(x)
             loss = F.cross_entropy(out, y)
             opt.zero_grad()
@@ -100,7 +129,13 @@ def _fit(model, params, train_data, *, epochs, lr, batch_size, weight_decay, see
             total += len(y)
             correct += int((out.argmax(1) == y).sum())
             loss_sum += float(loss.detach()) * len(y)
+            bar.update(1)
+        bar.close()
         history.append({"epoch": epoch + 1, "loss": loss_sum / total, "train_accuracy": correct / total})
+        if on_epoch is not None:
+            on_epoch({"epoch": epoch + 1, "epochs": epochs, "history": list(history), "optimizer": opt.state_dict(),
+                      "scheduler": sched.state_dict(), "generator": loader.generator.get_state(),
+                      "rng": capture_rng_state()})
     return history
 
 
@@ -109,7 +144,8 @@ def accuracy(model: nn.Module, data, batch_size: int = 256) -> float:
     """Top-1 accuracy of ``model`` (eval mode) on a Dataset or ``(x, y)``."""
     model.eval()
     x, y = _as_tensors(data)
-    correct = sum(int((model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
+    device = _device(model)
+    correct = sum(int((model(x[i:i + batch_size].to(device)).argmax(1).cpu() == y[i:i + batch_size]).sum())
                   for i in range(0, len(y), batch_size))
     return correct / len(y)
 
@@ -120,12 +156,12 @@ def relu_preactivations(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]
     potentials the converted neurons will encode."""
     model.eval()
     captured: list[torch.Tensor] = []
-    handles = [m.register_forward_hook(lambda mod, inp, out: captured.append(inp[0].detach().clone()))
+    handles = [m.register_forward_hook(lambda mod, inp, out: captured.append(inp[0].detach().cpu().clone()))
                for m in model.modules() if isinstance(m, nn.ReLU)]
     if not handles:
         raise ValueError("the model has no nn.ReLU modules to convert.")
     try:
-        model(x)
+        model(x.to(_device(model)))
     finally:
         for h in handles:
             h.remove()
@@ -184,6 +220,21 @@ def rate_thresholds_from_statistics(preacts: Sequence[torch.Tensor], percentile:
     """Rate-coded baseline: each layer's threshold at the ``percentile`` of its positive
     activations (Rueckauer et al. 2017's robust normalisation)."""
     return [_positive_quantile(v, percentile) for v in preacts]
+
+
+def initial_thresholds(kind: str, preacts: Sequence[torch.Tensor], T: int, *, percentile: float = 99.9,
+                       max_samples: int = 50_000) -> list:
+    """The initial thresholds of a ``kind`` conversion from the ANN's pre-activations ``preacts``
+    (:func:`relu_preactivations`), as chapter 6 and ``snnlab convert`` set them: for ``"rate"``
+    :func:`rate_thresholds_from_statistics`, for ``"ttfs"`` / ``"sc_ttfs"``
+    :func:`thresholds_from_statistics` (with calibration thresholds for SC-TTFS only). Pass the
+    result to :func:`convert`."""
+    check_choice("kind", kind, KINDS)
+    check_in_range("percentile", percentile, 0.0, 100.0, low_open=True)
+    if kind == "rate":
+        return rate_thresholds_from_statistics(preacts, percentile)
+    return thresholds_from_statistics(preacts, T, calibrate=kind == "sc_ttfs", percentile=percentile,
+                                      max_samples=max_samples)
 
 
 class RateNeuron(nn.Module):
@@ -306,20 +357,23 @@ def evaluate_snn(snn: ConvertedSNN, data, batch_size: int = 256) -> dict[str, fl
     """Accuracy, mean spikes per image and latency (timesteps) of a converted network."""
     snn.eval()
     x, y = _as_tensors(data)
+    device = _device(snn)
     correct, spikes = 0, 0
     for i in range(0, len(y), batch_size):
-        out = snn(x[i:i + batch_size])
-        correct += int((out.argmax(1) == y[i:i + batch_size]).sum())
+        out = snn(x[i:i + batch_size].to(device))
+        correct += int((out.argmax(1).cpu() == y[i:i + batch_size]).sum())
         spikes += int(snn.last_spikes_per_image.sum())
     return {"accuracy": correct / len(y), "spikes_per_image": spikes / len(y), "latency": snn.latency}
 
 
 def fine_tune(snn: ConvertedSNN, train_data, *, epochs: int = 1, lr: float = 1e-5, batch_size: int = 128,
-              train_bn: bool = True, seed: int = 0) -> list[dict]:
+              train_bn: bool = True, seed: int = 0, resume_from: dict | None = None, on_epoch=None,
+              progress: bool = False) -> list[dict]:
     """Fine-tune the neurons' thresholds (alpha, beta, k; eqs. 21-23) and the BN affine
     parameters with Adam and cosine annealing (SC-TTFS section 4.1: lr 1e-5, batch 128, 100
     epochs on CIFAR), cross-entropy on the output potentials (eq. 20, natural log). BN keeps its
-    running statistics (eval mode); every other weight is frozen. Returns per-epoch history."""
+    running statistics (eval mode); every other weight is frozen. Returns per-epoch history.
+    Resumable through ``on_epoch`` / ``resume_from`` as :func:`train_ann`."""
     if snn.kind == "rate":
         raise ValueError("the rate baseline has no trainable thresholds; fine-tune a TTFS or SC-TTFS network.")
     check_timesteps("epochs", epochs)
@@ -334,7 +388,8 @@ def fine_tune(snn: ConvertedSNN, train_data, *, epochs: int = 1, lr: float = 1e-
         p.requires_grad_(id(p) in frozen)
     snn.eval()  # BN uses running statistics; neurons have no train/eval difference
     try:
-        return _fit(snn, params, train_data, epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=0.0, seed=seed)
+        return _fit(snn, params, train_data, epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=0.0, seed=seed,
+                    resume_from=resume_from, on_epoch=on_epoch, progress=progress, desc=f"fine-tune {snn.kind}")
     finally:
         for p in snn.parameters():
             p.requires_grad_(True)

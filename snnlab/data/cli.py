@@ -1,5 +1,6 @@
-"""``snnlab data list | prepare | verify``: what data is available and where, generate the
-embedded/emulated sets, check real data in place. Calls the same functions the chapters call."""
+"""``snnlab data list | prepare | verify | fetch``: what data is available and where, generate the
+embedded/emulated sets, check real data in place, download the real sets (only when asked).
+Calls the same functions the chapters call."""
 
 from __future__ import annotations
 
@@ -104,9 +105,59 @@ def _verify(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+_FETCH_EXAMPLES = """examples:
+  snnlab data fetch cifar10                      # ~163 MB into $SNNLAB_DATA (else ~/.cache/snnlab)
+  snnlab data fetch nmnist dvsgesture --root /data/snn
+  snnlab data fetch cifar10 --mirror https://mirror.example.org/datasets   # <mirror>/<archive file name>
+  snnlab data fetch --list                       # URLs, checksums and where each was published (JSON)
+
+Each archive is checked against its published md5/sha256 before anything is extracted; an
+interrupted download resumes where it stopped when the command is run again."""
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    import sys
+
+    from snnlab.data.fetch import FETCHABLE, FetchError, fetch_dataset, sources_table
+    from snnlab.data.real import verify_dataset
+
+    if args.list:
+        print(json.dumps(sources_table(), indent=2))
+        return 0
+    if not args.names:
+        raise ValueError(f"name the data set(s) to fetch: {', '.join(FETCHABLE)} (or --list).")
+    for name in args.names:
+        if name not in FETCHABLE:
+            raise ValueError(f"snnlab data fetch knows {', '.join(FETCHABLE)}; got {name!r} (the embedded "
+                             f"data sets need no download: snnlab data prepare).")
+    if args.retries < 0:
+        raise ValueError(f"--retries must be >= 0, got {args.retries}.")
+    if not args.timeout > 0:
+        raise ValueError(f"--timeout must be > 0 seconds, got {args.timeout}.")
+    failed = False
+    for name in args.names:
+        try:
+            fetch_dataset(name, args.root, mirror=args.mirror, force=args.force, keep_archives=args.keep_archives,
+                          retries=args.retries, timeout=args.timeout, progress=not args.quiet)
+        except FetchError as error:
+            print(f"snnlab data fetch: error: {name}: {error}", file=sys.stderr)
+            return 1
+        if args.no_verify:
+            continue
+        status = verify_dataset(name, args.root)
+        if status["ok"]:
+            print(f"{name}: ready, {status['files']} files in {status['folder']} (snnlab data verify: OK)")
+        else:
+            failed = True
+            print(f"{name}: extracted into {status['folder']}, but snnlab data verify found problems:")
+            for problem in status["problems"]:
+                print(f"  - {problem}")
+    return 1 if failed else 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("data", help="list, generate and verify data sets")
-    sub = parser.add_subparsers(dest="data_command", metavar="<list|prepare|verify>", required=True)
+    parser = subparsers.add_parser("data", help="list, generate, verify and (when asked) download data sets")
+    sub = parser.add_subparsers(dest="data_command", metavar="<list|prepare|verify|fetch>", required=True)
 
     def add_root(p):
         p.add_argument("--root", default=None, help=f"data root (default ${DATA_ENV} or ~/.cache/snnlab)")
@@ -132,3 +183,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("names", nargs="*", help="cifar10 cifar100 dvsgesture cifar10dvs (default: all)")
     p.add_argument("--no-checksums", action="store_true", help="skip the MD5 sums (faster)")
     p.set_defaults(func=_verify)
+
+    p = sub.add_parser("fetch", help="download real data sets (official archives, checksums verified)",
+                       description="Download, verify (published md5/sha256) and extract real data sets into "
+                                   "the layout the loaders and `snnlab data verify` expect. Nothing else in "
+                                   "snnlab downloads.",
+                       epilog=_FETCH_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_root(p)
+    p.add_argument("names", nargs="*", metavar="NAME", help="cifar10 cifar100 dvsgesture cifar10dvs nmnist")
+    p.add_argument("--mirror", default=None, metavar="URL",
+                   help="download <URL>/<archive file name> instead of the official URL (checksums still apply)")
+    p.add_argument("--force", action="store_true", help="fetch and extract again even if already extracted")
+    p.add_argument("--keep-archives", action="store_true", help="keep the archives in <root>/downloads/<name>/")
+    p.add_argument("--retries", type=int, default=3, help="resume attempts after a dropped connection (default 3)")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds without data before a retry (default 60)")
+    p.add_argument("--no-verify", action="store_true", help="skip `snnlab data verify` after extracting")
+    p.add_argument("--list", action="store_true", help="print the URLs, checksums and their sources as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_fetch)

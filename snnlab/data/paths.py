@@ -12,6 +12,8 @@ existing download can be moved or symlinked in as it is)::
     <root>/DVSGesture/ibmGestureTrain/user01_fluorescent/0.npy ...   (tonic's layout)
     <root>/DVSGesture/ibmGestureTest/user24_fluorescent/0.npy ...
     <root>/CIFAR10DVS/airplane/*.aedat4 ... <root>/CIFAR10DVS/truck/*.aedat4  (tonic's layout)
+    <root>/NMNIST/Train/0/*.bin ... <root>/NMNIST/Test/9/*.bin             (tonic's layout)
+    <root>/downloads/                                                   (snnlab data fetch's archives)
     <root>/emulated/nmnist-emulated-<hash>.npz                          (written by snnlab)
 """
 

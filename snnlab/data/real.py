@@ -55,7 +55,7 @@ __all__ = [
     "REAL_DATASETS",
 ]
 
-REAL_DATASETS = ("cifar10", "cifar100", "dvsgesture", "cifar10dvs")
+REAL_DATASETS = ("cifar10", "cifar100", "dvsgesture", "cifar10dvs", "nmnist")
 
 # Per-channel mean and std of the training images (computed on the training sets; the values used
 # by the papers' code bases).
@@ -65,18 +65,22 @@ CIFAR_STATS = {
 }
 
 _HOW_TO_GET = {
-    "cifar10": ("download https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz and extract it "
-                "into {root}/cifar10/ (giving {root}/cifar10/cifar-10-batches-py/), or on a machine "
-                "with internet run torchvision.datasets.CIFAR10('{root}/cifar10', download=True)."),
-    "cifar100": ("download https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz and extract it "
-                 "into {root}/cifar100/ (giving {root}/cifar100/cifar-100-python/), or on a machine "
-                 "with internet run torchvision.datasets.CIFAR100('{root}/cifar100', download=True)."),
-    "dvsgesture": ("get ibmGestureTrain.tar.gz and ibmGestureTest.tar.gz (tonic's preprocessed "
-                   "copy, https://figshare.com/ndownloader/files/38022171 and .../38020584) and "
+    "cifar10": ("run `snnlab data fetch cifar10`, or download "
+                "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz and extract it into "
+                "{root}/cifar10/ (giving {root}/cifar10/cifar-10-batches-py/), or on a machine with "
+                "internet run torchvision.datasets.CIFAR10('{root}/cifar10', download=True)."),
+    "cifar100": ("run `snnlab data fetch cifar100`, or download "
+                 "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz and extract it into "
+                 "{root}/cifar100/ (giving {root}/cifar100/cifar-100-python/), or on a machine with "
+                 "internet run torchvision.datasets.CIFAR100('{root}/cifar100', download=True)."),
+    "dvsgesture": ("run `snnlab data fetch dvsgesture`, or get ibmGestureTrain.tar.gz and "
+                   "ibmGestureTest.tar.gz (tonic's preprocessed copy, "
+                   "https://figshare.com/ndownloader/files/38022171 and .../38020584) and "
                    "extract both into {root}/DVSGesture/, or on a machine with internet run "
                    "tonic.datasets.DVSGesture('{root}', train=True) and train=False."),
-    "cifar10dvs": ("get CIFAR10DVS.zip (tonic's copy, https://figshare.com/ndownloader/files/38023437) "
-                   "and extract it and the ten per-class zips into {root}/CIFAR10DVS/ (giving "
+    "cifar10dvs": ("run `snnlab data fetch cifar10dvs`, or get CIFAR10DVS.zip (tonic's copy, "
+                   "https://figshare.com/ndownloader/files/38023437) and extract it and the ten "
+                   "per-class zips into {root}/CIFAR10DVS/ (giving "
                    "{root}/CIFAR10DVS/airplane/*.aedat4 ...), or on a machine with internet run "
                    "tonic.datasets.CIFAR10DVS('{root}'). Reading .aedat4 needs `pip install aedat`."),
 }
@@ -355,6 +359,11 @@ def verify_dataset(name: str, root: str | None = None, *, checksums: bool = True
     may have been deleted after extraction; CIFAR10-DVS must hold 1,000 recordings per class)."""
     check_choice("real data set", name, REAL_DATASETS)
     problems: list[str] = []
+    if name == "nmnist":
+        from snnlab.data.nmnist import verify_nmnist
+
+        status = verify_nmnist(root)
+        return {"name": name, **status, "ok": status["present"] and not status["problems"]}
     if name in ("cifar10", "cifar100"):
         num_classes = int(name[5:])
         folder = cifar_folder(num_classes, root)

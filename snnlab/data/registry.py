@@ -14,6 +14,7 @@ name                   kind    what
 ``cifar100``           static  CIFAR-100 via torchvision (needs the files on disk)
 ``dvsgesture``         events  IBM DVS Gesture via tonic (needs the files on disk)
 ``cifar10dvs``         events  CIFAR10-DVS via tonic (needs the files on disk)
+``nmnist``             events  N-MNIST via tonic's reader (needs the files on disk)
 =====================  ======  ===============================================================
 """
 
@@ -112,6 +113,19 @@ def _dvs(name):
     return build, shape
 
 
+def _nmnist(train, T, root, **options):
+    from snnlab.data.nmnist import NMNISTDataset
+
+    return NMNISTDataset(train, T=T, root=root, **options)
+
+
+def _nmnist_shape(T=None, size=None, **_):
+    from snnlab.data.nmnist import NMNIST_DEFAULT_T, NMNIST_SENSOR
+
+    side = NMNIST_SENSOR[0] if size is None else size
+    return (NMNIST_DEFAULT_T if T is None else T, 2, side, side)
+
+
 _SPECS: dict[str, DatasetSpec] = {}
 
 
@@ -146,6 +160,12 @@ _register(DatasetSpec(
     "a fixed seed; default preset 'mlf': 10 ms frames at 42x42, T=10",
     "events", 10, *_dvs("cifar10dvs"), default_T=10,
     options={"preset": "mlf", "size": None, "time_window_ms": None, "rtd_T": None, "denoise_us": None}))
+_register(DatasetSpec(
+    "nmnist", "N-MNIST (Orchard et al. 2015), MNIST digits recorded by an ATIS camera along three saccades, "
+    "34x34 events, 60,000 train / 10,000 test (tonic's files); T=10 equal bins, as nmnist-emulated",
+    "events", 10, _nmnist, _nmnist_shape, default_T=10,
+    options={"size": 34, "time_window_ms": None, "denoise_us": None, "rtd_T": None,
+             "first_saccade_only": False, "stabilize": False}))
 
 #: Every data set name -> one-line description.
 DATASETS: dict[str, str] = {name: spec.description for name, spec in _SPECS.items()}

@@ -23,6 +23,7 @@ from snnlab.inference.adaptive import (
     AdaptiveResult, adaptive_inference, compare_wallclock, fixed_inference, select_samples, step_input,
 )
 from snnlab.inference.complexity import ComplexityReport, SynapticOpCounter, fan_out
+from snnlab.inference.evaluate import EXIT_RULES, ExitEvaluation, build_exit_rule, evaluate_exit
 
 __all__ = [
     "ExitResult", "ExitRule", "FixedSteps", "HistoryOnline", "OnlineExit", "first_pass_steps",
@@ -32,4 +33,5 @@ __all__ = [
     "EntropyExit", "entropy_sweep", "normalized_entropy",
     "AdaptiveResult", "adaptive_inference", "compare_wallclock", "fixed_inference", "select_samples", "step_input",
     "ComplexityReport", "SynapticOpCounter", "fan_out",
+    "EXIT_RULES", "ExitEvaluation", "build_exit_rule", "evaluate_exit",
 ]
