@@ -4,29 +4,139 @@
     python scripts/build_book.py                 # full mode, into book/_build/html
     python scripts/build_book.py --quick         # quick mode (what the tests build)
     python scripts/build_book.py --output DIR    # build into DIR/_build/html
+    python scripts/build_book.py --jobs 2        # execute two chapters at a time
 
-Every chapter is executed; a chapter that raises, or any Sphinx warning, fails the build.
+Every chapter is executed first, each in a fresh kernel (the same kernels JupyterLab runs:
+matplotlib's inline backend, whatever this process uses), with the figure audit of
+``snnlab.viz.audit`` recording every figure each cell draws. A chapter that raises, a figure that
+was drawn but never reached the notebook's outputs, or any Sphinx warning fails the build.
+The executed notebooks (``_build/executed/``) are then rendered by Jupyter Book with execution off.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
+LOG_SUFFIX = ".figures.jsonl"
 
+
+# -- the chapters ------------------------------------------------------------------------------
+
+def toc_files() -> list[str]:
+    """Every file named in book/_toc.yml, in reading order (root first)."""
+    toc = yaml.safe_load((BOOK / "_toc.yml").read_text())
+    names = [toc["root"]]
+
+    def walk(entries):
+        for entry in entries or []:
+            if "file" in entry:
+                names.append(entry["file"])
+            walk(entry.get("sections"))
+            for part in entry.get("parts", []) if isinstance(entry, dict) else []:
+                walk(part.get("chapters"))
+
+    walk(toc.get("chapters"))
+    for part in toc.get("parts", []):
+        walk(part.get("chapters"))
+    return names
+
+
+def chapter_sources() -> list[Path]:
+    """The pages that are notebooks (Jupytext front matter with a kernelspec), in reading order."""
+    sources = []
+    for name in toc_files():
+        path = BOOK / f"{name}.md"
+        text = path.read_text() if path.exists() else ""
+        front_matter = text.split("---", 2)[1] if text.startswith("---") else ""
+        if "kernelspec:" in front_matter:
+            sources.append(path)
+    return sources
+
+
+def figure_log(notebook: Path) -> Path:
+    """Where the figure audit of an executed notebook is kept (next to it)."""
+    return Path(notebook).with_suffix(LOG_SUFFIX)
+
+
+# -- executing ---------------------------------------------------------------------------------
+
+def kernel_env(log: Path, work: Path, quick: bool) -> dict:
+    """The environment of a chapter's kernel (see snnlab.viz.audit.kernel_environment)."""
+    from snnlab.viz.audit import kernel_environment
+
+    return kernel_environment(log, work / "ipython", base=dict(os.environ, SNNLAB_QUICK="1" if quick else "0"))
+
+
+def execute_chapter(source: Path, notebook: Path, *, quick: bool, timeout: int = 3600) -> float:
+    """Execute the chapter ``source`` (Jupytext .md) in a fresh kernel, write the executed
+    notebook to ``notebook`` and its figure audit next to it; return the seconds it took."""
+    import jupytext
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    notebook = Path(notebook)
+    notebook.parent.mkdir(parents=True, exist_ok=True)
+    log = figure_log(notebook)
+    log.unlink(missing_ok=True)
+    nb = jupytext.read(source)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(Path(source).parent)}})
+    start = time.perf_counter()
+    try:
+        client.execute(env=kernel_env(log, notebook.parent, quick))
+    except CellExecutionError as error:
+        nbformat.write(nb, notebook.with_suffix(".failed.ipynb"))
+        raise SystemExit(f"{Path(source).name} raised while executing (the notebook so far is in "
+                         f"{notebook.with_suffix('.failed.ipynb')}):\n{error}") from None
+    nbformat.write(nb, notebook)
+    return time.perf_counter() - start
+
+
+def _execute_one(args) -> tuple[str, float]:
+    source, notebook, quick = args
+    return Path(source).stem, execute_chapter(Path(source), Path(notebook), quick=quick)
+
+
+def execute_all(folder: Path, quick: bool, jobs: int = 1) -> dict[str, Path]:
+    """Execute every chapter into ``folder``; return {name: executed notebook}."""
+    work = [(str(src), str(Path(folder) / f"{src.stem}.ipynb"), quick) for src in chapter_sources()]
+    executed = {}
+    with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
+        for name, seconds in pool.map(_execute_one, work):
+            print(f"  executed {name} in {seconds:.0f} s", flush=True)
+            executed[name] = Path(folder) / f"{name}.ipynb"
+    return executed
+
+
+def figure_problems(executed: dict[str, Path]) -> list[str]:
+    """Figures drawn but not output, per the audit logs next to the executed notebooks."""
+    from snnlab.viz.audit import audit_problems, read_log
+
+    problems = []
+    for name, notebook in executed.items():
+        nb = json.loads(Path(notebook).read_text())
+        problems += audit_problems(nb, read_log(figure_log(notebook)), name)
+    return problems
+
+
+# -- rendering ---------------------------------------------------------------------------------
 
 def stage_executed(notebooks: dict[str, Path], staging: Path) -> Path:
-    """A copy of book/ in which each chapter ``name.md`` is replaced by an already executed
-    ``name.ipynb`` (same outputs the build would compute) and execution is switched off."""
+    """A copy of book/ in which each chapter ``name.md`` is replaced by its executed
+    ``name.ipynb``, with execution switched off."""
     if staging.exists():
         shutil.rmtree(staging)
     shutil.copytree(BOOK, staging, ignore=shutil.ignore_patterns("_build", ".jupyter_cache"))
@@ -39,28 +149,32 @@ def stage_executed(notebooks: dict[str, Path], staging: Path) -> Path:
     return staging
 
 
-def build(output: Path | None = None, quick: bool = False, executed: dict[str, Path] | None = None) -> Path:
+def build(output: Path | None = None, quick: bool = False, executed: dict[str, Path] | None = None,
+          jobs: int = 1) -> Path:
     """Build the site and return the folder holding ``index.html``.
 
-    ``executed`` maps chapter names to notebooks already executed in the same mode (the test
-    suite passes the ones nbmake just ran, so each chapter runs once per test session).
+    ``executed`` maps chapter names to notebooks already executed in the same mode, each with its
+    figure audit next to it (the test suite passes the ones nbmake just ran, so each chapter
+    runs once per test session); otherwise every chapter is executed here.
     """
-    env = dict(os.environ, SNNLAB_QUICK="1" if quick else "0", MPLBACKEND="Agg")
-    jupyter_book = Path(sys.executable).with_name("jupyter-book")
-    source = BOOK
-    if executed:
-        if output is None:
-            raise ValueError("building from executed notebooks needs an output folder")
-        source = stage_executed(executed, Path(output) / "source")
-    command = [str(jupyter_book), "build", str(source), "-W", "-n", "--keep-going"]
-    if output is not None:
-        command += ["--path-output", str(output)]
+    root = Path(output) if output is not None else BOOK
+    build_dir = root / "_build"
     start = time.time()
+    if executed is None:
+        print(f"executing {len(chapter_sources())} chapters ({'quick' if quick else 'full'} mode)", flush=True)
+        executed = execute_all(build_dir / "executed", quick, jobs)
+    problems = figure_problems(executed)
+    if problems:
+        raise SystemExit("figures were drawn that will not appear on the page:\n  " + "\n  ".join(problems))
+    source = stage_executed(executed, build_dir / "source")
+    jupyter_book = Path(sys.executable).with_name("jupyter-book")
+    command = [str(jupyter_book), "build", str(source), "-W", "-n", "--keep-going", "--path-output", str(root)]
+    env = dict(os.environ, SNNLAB_QUICK="1" if quick else "0")
     result = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
-    html = (output or BOOK) / "_build" / "html"
+    html = build_dir / "html"
     if result.returncode != 0:
         sys.stderr.write(result.stdout[-20000:] + result.stderr[-20000:])
-        reports = (output or BOOK) / "_build" / "html" / "reports"
+        reports = html / "reports"
         if reports.is_dir():
             for log in sorted(reports.glob("**/*.err.log")):
                 sys.stderr.write(f"\n--- {log.name} ---\n{log.read_text()[-5000:]}")
@@ -73,8 +187,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="run the chapters in quick mode")
     parser.add_argument("--output", type=Path, help="build into OUTPUT/_build/html")
+    parser.add_argument("--jobs", type=int, default=1, help="chapters executed at the same time (default 1)")
     args = parser.parse_args()
-    html = build(args.output.resolve() if args.output else None, args.quick)
+    html = build(args.output.resolve() if args.output else None, args.quick, jobs=args.jobs)
     print(f"open the site: file://{html / 'index.html'}")
     print("(it works offline; or serve it: python -m http.server -d " + str(html) + ")")
 

@@ -2,8 +2,14 @@
 
 The book's chapters are Jupytext MyST markdown files (the single source of truth). nbmake only
 collects ``.ipynb`` files, so before collection every chapter listed in ``book/_toc.yml`` is
-converted into ``tests/_notebooks/`` (git-ignored), where ``--nbmake`` picks it up. The kernels
-inherit ``SNNLAB_QUICK=1`` from this process, so every chapter runs its quick mode.
+converted into ``tests/_notebooks/`` (git-ignored), where ``--nbmake`` picks it up.
+
+Each chapter's kernel gets the environment the book build gives it
+(``snnlab.viz.audit.kernel_environment``): ``SNNLAB_QUICK=1``, matplotlib's *inline* backend
+(this pytest process may draw with Agg, but that must never reach a kernel: with Agg a chapter's
+figures produce no output), progress bars off, and the figure audit, which logs every figure each
+cell draws next to the executed notebook (``name.figures.jsonl``). The site test checks that log
+against the notebook and the built pages.
 """
 
 from __future__ import annotations
@@ -11,55 +17,25 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
 import jupytext
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-BOOK = ROOT / "book"
 NOTEBOOK_DIR = Path(__file__).resolve().parent / "_notebooks"
-
-
-def toc_files() -> list[str]:
-    """Every file named in book/_toc.yml, in reading order (root first)."""
-    toc = yaml.safe_load((BOOK / "_toc.yml").read_text())
-    names = [toc["root"]]
-
-    def walk(entries):
-        for entry in entries or []:
-            if "file" in entry:
-                names.append(entry["file"])
-            walk(entry.get("sections"))
-            for part in entry.get("parts", []) if isinstance(entry, dict) else []:
-                walk(part.get("chapters"))
-
-    walk(toc.get("chapters"))
-    for part in toc.get("parts", []):
-        walk(part.get("chapters"))
-    return names
-
-
-def chapter_sources() -> list[Path]:
-    """The chapters that are notebooks (Jupytext front matter with a kernelspec)."""
-    sources = []
-    for name in toc_files():
-        path = BOOK / f"{name}.md"
-        text = path.read_text() if path.exists() else ""
-        front_matter = text.split("---", 2)[1] if text.startswith("---") else ""
-        if "kernelspec:" in front_matter:
-            sources.append(path)
-    return sources
-
+sys.path.insert(0, str(ROOT / "scripts"))
+from build_book import chapter_sources, figure_log, kernel_env, toc_files  # noqa: E402,F401
 
 CONVERTED_AT = 0.0
+_SAVED_ENV: dict[str, str | None] = {}
 
 
 def pytest_configure(config) -> None:
     global CONVERTED_AT
     os.environ["SNNLAB_QUICK"] = "1"
-    os.environ.setdefault("MPLBACKEND", "Agg")
+    os.environ.setdefault("MPLBACKEND", "Agg")  # this process only; kernels get the inline backend
     # nbmake writes the executed notebooks back, so the site test can build from them
     # instead of executing every chapter a second time.
     config.option.overwrite = True
@@ -72,6 +48,36 @@ def pytest_configure(config) -> None:
     CONVERTED_AT = time.time()
 
 
+def _is_chapter(item) -> bool:
+    path = Path(str(getattr(item, "fspath", "")))
+    return path.suffix == ".ipynb" and path.parent == NOTEBOOK_DIR
+
+
+def pytest_runtest_setup(item) -> None:
+    """A chapter's kernel starts inside nbmake's test: give it the book's kernel environment."""
+    if not _is_chapter(item):
+        return
+    notebook = Path(str(item.fspath))
+    log = figure_log(notebook)
+    log.unlink(missing_ok=True)
+    env = kernel_env(log, NOTEBOOK_DIR, quick=True)
+    for key, value in env.items():
+        if os.environ.get(key) != value:
+            _SAVED_ENV.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
+
+
+def pytest_runtest_teardown(item) -> None:
+    if not _is_chapter(item):
+        return
+    for key, value in _SAVED_ENV.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    _SAVED_ENV.clear()
+
+
 def executed_chapters() -> dict[str, Path] | None:
     """The chapter notebooks nbmake executed (without error) in this session, or None if any
     chapter was not executed here (then the site build executes the chapters itself)."""
@@ -79,6 +85,8 @@ def executed_chapters() -> dict[str, Path] | None:
     for source in chapter_sources():
         notebook = NOTEBOOK_DIR / f"{source.stem}.ipynb"
         if not notebook.exists() or notebook.stat().st_mtime <= CONVERTED_AT:
+            return None
+        if not figure_log(notebook).exists():
             return None
         cells = [c for c in json.loads(notebook.read_text())["cells"] if c["cell_type"] == "code"]
         ran = all(c.get("execution_count") for c in cells)

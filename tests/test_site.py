@@ -1,22 +1,35 @@
-"""The built book site: it builds, needs no outside host, and renders in a real browser.
+"""The built book site, checked as a reader sees it: in headless Chromium, at 1280 px and 390 px.
 
-The site is built once per test session in quick mode (the same Jupyter Book build `make book`
-runs, with smaller experiments). Headless Chromium then loads pages from the built files with
-every outside host unresolvable, and we check what a reader would see: typeset math, no
-"Loading widget..." boxes, explorers whose sliders change the figure. Screenshots are kept in
-``test-artifacts/``.
+The site is built once per test session in quick mode (the same build `make book` runs, from
+the chapters nbmake has just executed when the whole suite runs). Chromium then opens every page
+from the built files, with every outside host unresolvable, at a desktop width and a phone width,
+waits until MathJax has typeset, and we check what a reader would trip over:
 
-Chromium is installed by ``make test`` when missing and running as root. Without it the browser
-checks are skipped with the reason, except in CI (``CI=true``), where they fail instead.
+* **figures**: every figure a chapter's code drew is an image on its page (the figure audit of
+  ``snnlab.viz.audit`` logs what each cell drew; a page with fewer images, a figure drawn but
+  never output, or an image that does not load fails), and every figure is readable: its smallest
+  font, at the size the page shows it, is at least 9 pt;
+* **math**: every formula is typeset; no ``$...$``, ``\\frac`` or other TeX is left in the text a
+  reader sees (code excluded);
+* **overflow**: no element is wider than the text column, and nothing scrolls sideways except
+  code (which must not be re-wrapped) and, on the phone only, wide tables (a ten-column table
+  cannot be legible in 358 px; it scrolls inside its own box);
+* **noise**: no frozen progress bar and no load-average lines in the body (run times and load live
+  in the collapsed "How this page was computed" note);
+* **explorers**: static HTML (no "Loading widget..."), and every slider changes the figure.
+
+Full-page screenshots of every page at both widths (viewport-high slices) are written to
+``test-artifacts/<page>/``. Chromium is installed by ``make test`` when missing and running as
+root; without it the browser checks are skipped with the reason, except in CI (``CI=true``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
-import shutil
-import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -25,91 +38,193 @@ from bs4 import BeautifulSoup
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 sys.path.insert(0, str(ROOT / "scripts"))
-import build_book  # noqa: E402
-
 sys.path.insert(0, str(ROOT / "tests"))
+import build_book  # noqa: E402
+from chromium import Chromium, find_chromium  # noqa: E402
 from conftest import toc_files  # noqa: E402
 
-# Pages the browser checks: the introduction, chapter 1 and every later chapter.
-BROWSER_PAGES = toc_files()
-CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-    # No outside host resolves: anything the page needed from the network would fail to load.
-    "--host-resolver-rules=MAP * ~NOTFOUND",
-    "--virtual-time-budget=20000",
-]
+from snnlab.viz.audit import IMAGE_MIME_TYPES, audit_problems, read_log  # noqa: E402
+
+PAGES = toc_files()
+VIEWPORTS = {"desktop": (1280, 900, False), "phone": (390, 844, True)}
+MIN_FONT_PT = 9.0
+"""Smallest font a figure may show at the size the page displays it (CSS points)."""
+
+
+# -- building ----------------------------------------------------------------------------------
+
+@dataclass
+class Site:
+    html: Path
+    executed: dict[str, Path]
 
 
 @pytest.fixture(scope="session")
-def site(tmp_path_factory) -> Path:
-    """The book built in quick mode; returns the folder with index.html.
+def site(tmp_path_factory) -> Site:
+    """The book built in quick mode, with the executed notebooks it was built from.
 
     When nbmake has just executed every chapter (the whole suite runs the notebooks first), the
-    site is built from those executed notebooks; otherwise the build executes the chapters.
+    site is built from those executed notebooks; otherwise the chapters are executed here.
     """
     from conftest import executed_chapters
 
-    html = build_book.build(tmp_path_factory.mktemp("book"), quick=True, executed=executed_chapters())
+    out = tmp_path_factory.mktemp("book")
+    executed = executed_chapters()
+    if executed is None:
+        executed = build_book.execute_all(out / "_build" / "executed", quick=True)
+    html = build_book.build(out, quick=True, executed=executed)
     assert (html / "index.html").exists()
-    return html
+    return Site(html, executed)
 
 
-def chromium() -> str:
-    for name in CHROMIUM_NAMES:
-        path = shutil.which(name)
-        if path:
-            return path
-    reason = (
-        "no Chromium found (looked for " + ", ".join(CHROMIUM_NAMES) + "). `make test` installs "
-        "Debian's chromium when run as root; otherwise install it yourself (sudo apt-get install chromium)."
-    )
-    if os.environ.get("CI"):
-        pytest.fail("the browser check must run in CI, but " + reason)
-    pytest.skip(reason)
+def notebook_figures(notebook: Path) -> dict:
+    """What an executed chapter put on its page: its image outputs (with the audit's font and
+    dpi for each, in order), its explorers, and the figures its code drew."""
+    nb = json.loads(notebook.read_text())
+    records = {r["execution_count"]: r["figures"] for r in read_log(build_book.figure_log(notebook))}
+    images, explorers = [], 0
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        drawn = records.get(cell.get("execution_count"), [])
+        k = 0
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if any(m in data for m in IMAGE_MIME_TYPES):
+                images.append(drawn[k] if k < len(drawn) else {})
+                k += 1
+            elif 'class="snnlab-explorer"' in "".join(data.get("text/html", "")):
+                explorers += 1
+    return {"images": images, "explorers": explorers, "drawn": sum(len(f) for f in records.values()),
+            "problems": audit_problems(nb, read_log(build_book.figure_log(notebook)), notebook.stem)}
 
 
-def run_chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess:
-    command = [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=180)
+# -- the browser -------------------------------------------------------------------------------
+
+# Everything the checks need from a rendered page, measured in one pass.
+MEASURE_JS = r"""
+(function () {
+  var article = document.querySelector('article.bd-article') || document.querySelector('main') || document.body;
+  var style = getComputedStyle(article);
+  var box = article.getBoundingClientRect();
+  var colLeft = box.left + parseFloat(style.paddingLeft), colRight = box.right - parseFloat(style.paddingRight);
+  var phone = window.innerWidth < 600;
+  function describe(el) {
+    var name = el.tagName.toLowerCase() + (el.className && typeof el.className === 'string' ?
+      '.' + el.className.trim().split(/\s+/).slice(0, 3).join('.') : '');
+    var text = (el.textContent || el.getAttribute('alt') || '').replace(/\s+/g, ' ').trim().slice(0, 70);
+    var section = el.closest('section'); var h = section && section.querySelector('h1,h2,h3');
+    return name + ' "' + text + '"' + (h ? ' (in "' + h.textContent.replace(/[#\s]+$/, '').trim().slice(0, 50) + '")' : '');
+  }
+  function isCode(el) {
+    return !!el.closest('.cell_input, div.highlight, pre.literal-block') && !el.closest('.cell_output');
+  }
+  function isTableBox(el) {
+    return el.matches('.pst-scrollable-table-container, .snnlab-table-wrap');
+  }
+  var overflow = [], scrolls = [];
+  var doc = document.documentElement;
+  if (doc.scrollWidth > window.innerWidth + 1)
+    overflow.push('the page is ' + doc.scrollWidth + ' px wide in a ' + window.innerWidth + ' px window');
+  article.querySelectorAll('*').forEach(function (el) {
+    if (el.closest('mjx-assistive-mml, script, style, template')) return;
+    var cs = getComputedStyle(el);
+    if (cs.display === 'none' || cs.visibility === 'hidden') return;
+    var r = el.getBoundingClientRect();
+    if (r.width === 0 && r.height === 0) return;
+    var ox = cs.overflowX;
+    if (ox !== 'visible' && el.scrollWidth > el.clientWidth + 1) {
+      var what = describe(el) + ': content ' + el.scrollWidth + ' px in a ' + el.clientWidth + ' px box';
+      if (isCode(el) || (phone && isTableBox(el))) scrolls.push(what);
+      else overflow.push(what + (ox === 'hidden' || ox === 'clip' ? ' (cut off)' : ' (scrolls sideways)'));
+    }
+    if (r.right > colRight + 1 || r.left < colLeft - 1) {
+      for (var a = el.parentElement; a && a !== article; a = a.parentElement)
+        if (getComputedStyle(a).overflowX !== 'visible') return;  // clipped: its box is checked above
+      overflow.push(describe(el) + ': sticks out of the ' + Math.round(colRight - colLeft) + ' px column by ' +
+                    Math.round(Math.max(r.right - colRight, colLeft - r.left)) + ' px');
+    }
+  });
+  // the text a reader sees (code excluded; a collapsed solution counts: a reader opens it)
+  var clone = article.cloneNode(true);
+  clone.querySelectorAll('.cell_input, mjx-container, script, style, .headerlink, template').forEach(function (n) { n.remove(); });
+  clone.querySelectorAll('pre, code, div.highlight').forEach(function (n) { if (!n.closest('.cell_output')) n.remove(); });
+  var record = clone.querySelector('details.snnlab-run-record');
+  var recordText = record ? record.textContent : '';
+  if (record) record.remove();
+  var images = [];
+  article.querySelectorAll('img').forEach(function (img) {
+    var explorer = img.closest('.snnlab-explorer');
+    images.push({explorer: !!explorer, output: !!img.closest('.cell_output'), natural: img.naturalWidth,
+                 shown: img.getBoundingClientRect().width, dpi: parseFloat(img.dataset.dpi || 'NaN'),
+                 minFont: parseFloat(img.dataset.minFontPt || 'NaN'), what: describe(img)});
+  });
+  var maths = article.querySelectorAll('.math');
+  var untypeset = [];
+  maths.forEach(function (m) { if (!m.querySelector('mjx-container')) untypeset.push(m.textContent.slice(0, 60)); });
+  return {width: window.innerWidth, overflow: overflow, scrolls: scrolls, text: clone.textContent,
+          recordText: recordText, hasRecord: !!record, images: images, maths: maths.length, untypeset: untypeset,
+          widgets: (document.body.innerText.match(/Loading widget/g) || []).length};
+})()
+"""
+
+# Moves every slider of every explorer by one step and reports whether the frame changed.
+SLIDERS_JS = r"""
+(function () {
+  var results = [];
+  document.querySelectorAll('.snnlab-explorer').forEach(function (root, e) {
+    var img = root.querySelector('img');
+    root.querySelectorAll('input[type=range]').forEach(function (input) {
+      var before = img.src;
+      input.value = (parseInt(input.value, 10) + 1) % (parseInt(input.max, 10) + 1);
+      input.dispatchEvent(new Event('input'));
+      results.push({explorer: e, slider: input.getAttribute('aria-label'), changed: before !== img.src});
+    });
+  });
+  return results;
+})()
+"""
 
 
-def dump_dom(url: str, profile: Path) -> BeautifulSoup:
-    result = run_chromium(["--dump-dom", url], profile)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "<html" in result.stdout, f"Chromium returned no page for {url}: {result.stderr[-2000:]}"
-    return BeautifulSoup(result.stdout, "html.parser")
+@pytest.fixture(scope="session")
+def rendered(site, tmp_path_factory) -> dict:
+    """Every page measured in Chromium at both widths (and screenshotted): {(page, viewport): data}."""
+    if find_chromium() is None:
+        reason = ("no Chromium found. `make test` installs Debian's chromium when run as root; otherwise "
+                  "install it yourself (sudo apt-get install chromium).")
+        if os.environ.get("CI"):
+            pytest.fail("the browser check must run in CI, but " + reason)
+        pytest.skip(reason)
+    results = {}
+    with Chromium(tmp_path_factory.mktemp("chromium-profile")) as browser:
+        for page in PAGES:
+            url = (site.html / f"{page}.html").as_uri()
+            for viewport, (width, height, mobile) in VIEWPORTS.items():
+                browser.open(url, width=width, height=height, mobile=mobile)
+                data = browser.evaluate(MEASURE_JS)
+                data["shots"] = [str(p) for p in browser.screenshot_slices(ARTIFACTS / page / f"{width}px")]
+                if viewport == "desktop":
+                    data["sliders"] = browser.evaluate(SLIDERS_JS)
+                data["console"] = list(browser.console)
+                data["failed_requests"] = list(browser.failed_requests)
+                results[page, viewport] = data
+    return results
 
 
-def visible_text(soup: BeautifulSoup) -> str:
-    soup = BeautifulSoup(str(soup), "html.parser")
-    for tag in soup(["script", "style", "noscript", "template"]):
-        tag.decompose()
-    return soup.get_text(" ")
-
-
-# -- static checks on the built files ----------------------------------------------------------
+# -- static checks on the built files ------------------------------------------------------------
 
 OUTSIDE = re.compile(r"^(https?:)?//", re.IGNORECASE)
 
 
 def test_every_chapter_is_a_page(site):
-    for name in toc_files():
-        assert (site / f"{name}.html").exists(), f"{name} is in _toc.yml but was not built"
+    for name in PAGES:
+        assert (site.html / f"{name}.html").exists(), f"{name} is in _toc.yml but was not built"
 
 
 def test_site_needs_no_outside_host(site):
     """No page loads a script, stylesheet, font, image or frame from another host."""
     offenders = []
-    for page in site.rglob("*.html"):
+    for page in site.html.rglob("*.html"):
         soup = BeautifulSoup(page.read_text(errors="replace"), "html.parser")
         for tag, attr in [("script", "src"), ("link", "href"), ("img", "src"), ("iframe", "src"),
                           ("source", "src"), ("video", "src"), ("audio", "src"), ("embed", "src")]:
@@ -122,77 +237,150 @@ def test_site_needs_no_outside_host(site):
         for script in soup.find_all("script", src=False):
             for url in re.findall(r"https?://[^\s\"'<>]+", script.string or ""):
                 offenders.append(f"{page.name}: inline script refers to {url}")
-    for css in site.rglob("*.css"):
+    for css in site.html.rglob("*.css"):
         for url in re.findall(r"url\(\s*['\"]?((?:https?:)?//[^)'\"]+)", css.read_text(errors="replace")):
-            offenders.append(f"{css.relative_to(site)}: url({url})")
+            offenders.append(f"{css.relative_to(site.html)}: url({url})")
     assert not offenders, "the site refers to outside hosts:\n" + "\n".join(offenders)
 
 
 def test_math_is_bundled(site):
-    page = (site / "01_neurons.html").read_text()
+    page = (site.html / "01_neurons.html").read_text()
     assert "_static/mathjax/tex-chtml.js" in page
-    assert (site / "_static" / "mathjax" / "tex-chtml.js").exists()
+    assert (site.html / "_static" / "mathjax" / "tex-chtml.js").exists()
 
 
 def test_explorer_is_static_html_not_a_widget(site):
-    page = (site / "01_neurons.html").read_text()
+    page = (site.html / "01_neurons.html").read_text()
     assert "snnlab-explorer" in page
     assert "application/vnd.jupyter.widget-view+json" not in page
     assert "Loading widget" not in page
 
 
-# -- the browser ---------------------------------------------------------------------------
+CHAPTERS = [p for p in PAGES if (build_book.BOOK / f"{p}.md").exists()
+            and "kernelspec:" in (build_book.BOOK / f"{p}.md").read_text().split("---", 2)[1]]
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_every_figure_drawn_is_output(site, name):
+    """The figure audit: a cell that drew a figure has an image output for it (an Agg backend or
+    a figure never displayed leaves none)."""
+    problems = notebook_figures(site.executed[name])["problems"]
+    assert not problems, "\n".join(problems)
+
+
+# -- the browser -------------------------------------------------------------------------------
+
+@pytest.mark.browser
+@pytest.mark.parametrize("name", PAGES)
+def test_every_figure_shows(site, rendered, name):
+    """Every figure the chapter drew is an image on its page, and every image loads."""
+    desktop = rendered[name, "desktop"]
+    images = desktop["images"]
+    broken = [i["what"] for i in images if not i["natural"]]
+    assert not broken, f"{name}: images that did not load: {broken}"
+    if name not in CHAPTERS:
+        return
+    expected = notebook_figures(site.executed[name])
+    static = [i for i in images if i["output"] and not i["explorer"]]
+    explorers = [i for i in images if i["explorer"]]
+    assert len(static) >= expected["drawn"], (
+        f"{name}: the page shows {len(static)} static figure(s), but the chapter's code drew {expected['drawn']}")
+    assert len(static) == len(expected["images"]), (
+        f"{name}: the page shows {len(static)} static figure(s), the executed notebook has "
+        f"{len(expected['images'])} image output(s)")
+    assert len(explorers) == expected["explorers"], (
+        f"{name}: the page shows {len(explorers)} explorer(s), the notebook has {expected['explorers']}")
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("name", BROWSER_PAGES)
-def test_page_renders_offline_in_chromium(site, name, tmp_path):
-    url = (site / f"{name}.html").as_uri()
-    soup = dump_dom(url, tmp_path / "profile")
-    text = visible_text(soup)
-    assert "Loading widget" not in text
-    maths = soup.select(".math")
-    assert maths, f"{name} has no math"
-    untypeset = [m for m in maths if not m.find("mjx-container")]
-    assert not untypeset, f"{len(untypeset)} of {len(maths)} formulas were not typeset by MathJax on {name}"
-    assert "$$" not in text and "\\[" not in text, "raw TeX left on the page"
-    ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / f"{name}.png"
-    result = run_chromium(["--window-size=1280,2400", f"--screenshot={shot}", url], tmp_path / "profile2")
-    assert result.returncode == 0 and shot.exists() and shot.stat().st_size > 10_000, result.stderr[-2000:]
+@pytest.mark.parametrize("name", PAGES)
+def test_math_renders(rendered, name):
+    """Every formula is typeset, and no TeX is left in the text a reader sees."""
+    for viewport in VIEWPORTS:
+        data = rendered[name, viewport]
+        assert data["widgets"] == 0, f"{name}: a 'Loading widget...' box is on the page"
+        assert not data["untypeset"], f"{name} ({viewport}): formulas not typeset by MathJax: {data['untypeset']}"
+    text = rendered[name, "desktop"]["text"]
+    raw = [m.group(0) for m in RAW_TEX.finditer(text)]
+    assert not raw, f"{name}: raw TeX in the visible text: {sorted(set(raw))[:15]}"
+
+
+RAW_TEX = re.compile(r"\$\$|\$[^$\s][^$\n]{0,200}?\$|\\[A-Za-z]{2,}|\\[()\[\]{}]")
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("name", BROWSER_PAGES)
-def test_explorer_sliders_change_the_figure_in_chromium(site, name, tmp_path):
-    """Move each slider of every explorer on the page and check the figure (frame) changes."""
-    page = (site / f"{name}.html").read_text()
-    explorers = page.count('class="snnlab-explorer"')
-    if not explorers:
-        return  # nothing to move on this page
-    probe = """
-<script>
-window.addEventListener('load', function () {
-  var results = [];
-  document.querySelectorAll('.snnlab-explorer').forEach(function (root) {
-    var img = root.querySelector('img');
-    root.querySelectorAll('input[type=range]').forEach(function (input) {
-      var before = img.src;
-      input.value = (parseInt(input.value, 10) + 1) % (parseInt(input.max, 10) + 1);
-      input.dispatchEvent(new Event('input'));
-      results.push(before !== img.src ? 'changed' : 'same');
-    });
-  });
-  document.body.setAttribute('data-probe', results.join(','));
-});
-</script>
-"""
-    probed = site / f"_probe_{name}.html"
-    probed.write_text(page.replace("</body>", probe + "</body>"))
-    try:
-        soup = dump_dom(probed.as_uri(), tmp_path / "profile")
-    finally:
-        probed.unlink()
-    outcome = soup.body.get("data-probe", "")
-    assert outcome, f"no explorer slider found on {name}"
-    assert set(outcome.split(",")) == {"changed"}, f"sliders that did not change the figure: {outcome}"
+@pytest.mark.parametrize("viewport", list(VIEWPORTS))
+@pytest.mark.parametrize("name", PAGES)
+def test_nothing_overflows(rendered, name, viewport):
+    """No element is wider than the text column, and nothing scrolls sideways except code (and
+    wide tables on the phone)."""
+    data = rendered[name, viewport]
+    assert data["width"] == VIEWPORTS[viewport][0], f"the {viewport} viewport is {data['width']} px wide"
+    assert not data["overflow"], (f"{name} at {data['width']} px: " + str(len(data["overflow"])) + " element(s) too wide:\n  "
+                                  + "\n  ".join(data["overflow"][:25]))
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("name", PAGES)
+def test_figures_are_readable(site, rendered, name):
+    """Every figure's smallest font, at the size the desktop page shows the figure, is at least
+    9 pt: font (pt) x dpi / 96 x (shown width / natural width)."""
+    images = rendered[name, "desktop"]["images"]
+    static = [i for i in images if i["output"] and not i["explorer"]]
+    fonts = notebook_figures(site.executed[name])["images"] if name in CHAPTERS else []
+    small = []
+    for i, image in enumerate(images):
+        if image["explorer"]:
+            font, dpi = image["minFont"], image["dpi"]
+        elif image in static and static.index(image) < len(fonts):
+            record = fonts[static.index(image)]
+            font, dpi = record.get("min_font_pt"), record.get("dpi")
+        else:
+            continue
+        if font is None or font != font:  # a figure without text
+            continue
+        assert dpi and dpi == dpi and image["natural"], f"{name}: no resolution known for {image['what']}"
+        shown = font * dpi / 96 * image["shown"] / image["natural"]
+        if shown < MIN_FONT_PT:
+            small.append(f"{image['what']}: smallest font {font:g} pt at {dpi:g} dpi, shown at "
+                         f"{image['shown']:.0f} of {image['natural']} px -> {shown:.1f} pt")
+    assert not small, f"{name}: figures with text below {MIN_FONT_PT:g} pt as shown:\n  " + "\n  ".join(small)
+
+
+PROGRESS_BAR = re.compile(r"\d+%\|")
+RUN_TIME = re.compile(r"\bload average\b|\b(?:in|took)\s+\d+(?:\.\d+)?\s*s\b", re.IGNORECASE)
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("name", PAGES)
+def test_no_process_noise(rendered, name):
+    """No frozen progress bar; run times and load averages only in the 'How this page was
+    computed' note, which every chapter ends with."""
+    data = rendered[name, "desktop"]
+    assert not PROGRESS_BAR.search(data["text"]), f"{name}: a progress bar is frozen on the page"
+    noise = sorted({m.group(0) for m in RUN_TIME.finditer(data["text"])})
+    assert not noise, f"{name}: run-time lines in the body: {noise}"
+    if name in CHAPTERS:
+        assert data["hasRecord"], f"{name} does not end with the 'How this page was computed' note"
+        assert "wall-clock" in data["recordText"]
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("name", PAGES)
+def test_explorer_sliders_change_the_figure(rendered, name):
+    """Move each slider of every explorer on the page: the figure (frame) must change."""
+    sliders = rendered[name, "desktop"]["sliders"]
+    dead = [s for s in sliders if not s["changed"]]
+    assert not dead, f"{name}: sliders that did not change the figure: {dead}"
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("name", PAGES)
+def test_page_loads_cleanly(rendered, name):
+    """No JavaScript error, nothing fetched that failed (every outside host is unresolvable),
+    and the full-page screenshots were taken."""
+    for viewport in VIEWPORTS:
+        data = rendered[name, viewport]
+        assert not data["console"], f"{name} ({viewport}): JavaScript errors: {data['console']}"
+        assert not data["failed_requests"], f"{name} ({viewport}): failed requests: {data['failed_requests']}"
+        assert data["shots"] and all(Path(p).stat().st_size > 5_000 for p in data["shots"])

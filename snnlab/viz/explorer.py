@@ -25,19 +25,29 @@ from collections.abc import Callable, Mapping, Sequence
 
 from matplotlib.figure import Figure
 
-__all__ = ["Explorer", "explore", "render_png", "MAX_FRAMES"]
+from snnlab.viz.audit import embedded_figure, min_font_size
+
+__all__ = ["Explorer", "explore", "render_png", "render_frame", "MAX_FRAMES"]
 
 MAX_FRAMES = 100
 """Most frames a static explorer embeds (each is a PNG inside the page)."""
 
 
-def render_png(draw: Callable[..., None], values: Mapping[str, float], figsize, dpi: int) -> bytes:
-    """Draw one frame with ``draw(fig, **values)`` and return it as PNG bytes."""
-    fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
+def render_frame(draw: Callable[..., None], values: Mapping[str, float], figsize, dpi: int) -> tuple[bytes, float | None]:
+    """Draw one frame with ``draw(fig, **values)``; return it as PNG bytes and the smallest
+    font size on it (points; ``None`` without text)."""
+    with embedded_figure():  # a frame reaches the page inside the explorer, not as a figure output
+        fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
     draw(fig, **values)
+    smallest = min_font_size(fig)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
-    return buffer.getvalue()
+    return buffer.getvalue(), smallest
+
+
+def render_png(draw: Callable[..., None], values: Mapping[str, float], figsize, dpi: int) -> bytes:
+    """Draw one frame with ``draw(fig, **values)`` and return it as PNG bytes."""
+    return render_frame(draw, values, figsize, dpi)[0]
 
 
 def _format(value) -> str:
@@ -99,9 +109,12 @@ class Explorer:
     # -- static (kernel-free) representation -------------------------------------------------
     def frames(self) -> list[bytes]:
         """Every frame as PNG, in row-major order over ``params`` (last parameter fastest)."""
+        return [png for png, _ in self._rendered()]
+
+    def _rendered(self) -> list[tuple[bytes, float | None]]:
         names = list(self.params)
         return [
-            render_png(self.draw, dict(zip(names, combo)), self.figsize, self.dpi)
+            render_frame(self.draw, dict(zip(names, combo)), self.figsize, self.dpi)
             for combo in itertools.product(*self.params.values())
         ]
 
@@ -109,7 +122,10 @@ class Explorer:
         """Self-contained HTML: range inputs + inline script swapping precomputed frames."""
         uid = "snnlab-explorer-" + uuid.uuid4().hex[:10]
         names = list(self.params)
-        frames = ["data:image/png;base64," + base64.b64encode(png).decode("ascii") for png in self.frames()]
+        rendered = self._rendered()
+        frames = ["data:image/png;base64," + base64.b64encode(png).decode("ascii") for png, _ in rendered]
+        fonts = [size for _, size in rendered if size is not None]
+        min_font = f' data-min-font-pt="{min(fonts):g}"' if fonts else ""
         sizes = [len(self.params[n]) for n in names]
         start = [self.params[n].index(self.initial[n]) for n in names]
         flat = 0
@@ -120,12 +136,12 @@ class Explorer:
         for k, name in enumerate(names):
             if sizes[k] == 1:  # a fixed value: shown, but no control that does nothing
                 controls.append(
-                    f'<span style="margin-right:1.5em"><code>{html.escape(name)}</code> = '
+                    f'<span class="snnlab-explorer-fixed"><code>{html.escape(name)}</code> = '
                     f"{html.escape(labels[k][0])}</span>"
                 )
                 continue
             controls.append(
-                f'<label style="display:inline-flex;align-items:center;gap:0.4em;margin-right:1.5em">'
+                f'<label class="snnlab-explorer-control" style="display:inline-flex;align-items:center;gap:0.4em">'
                 f"<code>{html.escape(name)}</code>"
                 f'<input type="range" min="0" max="{sizes[k] - 1}" step="1" value="{start[k]}" '
                 f'data-k="{k}" aria-label="{html.escape(name)}">'
@@ -135,8 +151,10 @@ class Explorer:
         data = json.dumps({"frames": frames, "sizes": sizes, "labels": labels})
         return (
             f'<div class="snnlab-explorer" id="{uid}">{title}'
-            f'<div class="snnlab-explorer-controls">{"".join(controls)}</div>'
-            f'<img src="{frames[flat]}" style="max-width:100%" alt="interactive figure">'
+            f'<div class="snnlab-explorer-controls" style="display:flex;flex-wrap:wrap;gap:0.3em 1.5em;'
+            f'align-items:center">{"".join(controls)}</div>'
+            f'<img src="{frames[flat]}" class="snnlab-explorer-frame" style="max-width:100%;height:auto" data-dpi="{self.dpi:g}"{min_font} '
+            f'alt="{html.escape(self.title or "interactive figure")}">'
             f'<script type="application/json" class="snnlab-explorer-data">{data}</script>'
             "<script>(function(){"
             f'var root=document.getElementById("{uid}");'

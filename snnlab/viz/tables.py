@@ -47,7 +47,8 @@ class Table:
             for r in self.rows
         )
         caption = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
-        return f'<table class="snnlab-table">{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+        return (f'<div class="snnlab-table-wrap" style="max-width:100%;overflow-x:auto"><table class="snnlab-table">'
+                f"{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
 
     def __str__(self) -> str:
         cells = [[_cell(r[c]) for c in self.columns] for r in self.rows]
