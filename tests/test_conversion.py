@@ -370,3 +370,30 @@ def test_clear_errors_on_bad_input():
     with pytest.raises(ValueError, match="no trainable thresholds"):
         fine_tune(convert(ann, "rate", T=4, thresholds=[1.0] * 4), (torch.randn(4, 1, 8, 8), torch.zeros(4, dtype=torch.int64)))
     assert PAPER_THRESHOLDS["cifar10"][0] == ThresholdParams(2.0, -1.0, 0.8)
+
+
+def test_ttfs_neuron_with_t2fsnn_kernel_fires_and_decodes_as_t2fsnn():
+    """T2FSNN (Park et al. 2020; its code): threshold vth0 * exp(-(t - t_d)/tau), fire at the first
+    t with v >= threshold, at most once; the next layer receives exp(-(t - t_d)/tau). A literal
+    step-by-step T2FSNN neuron, written here, against snnlab's single-spike TTFSNeuron with
+    ThresholdParams.from_t2fsnn: same spike times, and the decoded value is vth0 times T2FSNN's."""
+    import math
+
+    from snnlab.conversion import TTFSNeuron
+
+    vth0, tau, t_d, T = 1.7, 3.0, 2.0, 12
+    v = torch.rand(2000, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 8 - 1
+
+    def t2fsnn(potential):
+        for t in range(T):
+            if potential >= vth0 * math.exp(-(t - t_d) / tau):
+                return t, math.exp(-(t - t_d) / tau)
+        return -1, 0.0
+
+    expected = [t2fsnn(float(p)) for p in v]
+    neuron = TTFSNeuron(T, ThresholdParams.from_t2fsnn(vth0, tau, t_d), backend="torch")
+    z = neuron(v.clone())
+    times = neuron.last_times[0].tolist()
+    assert times == [t for t, _ in expected]
+    np.testing.assert_allclose(z.detach().numpy(), [vth0 * value for _, value in expected], rtol=1e-6, atol=0)  # float32 parameters
+    assert ThresholdParams.from_t2fsnn(2.0, 4.0, 1.0) == ThresholdParams(2.0, 0.25, 0.25)

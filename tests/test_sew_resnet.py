@@ -59,6 +59,17 @@ def test_seven_b_net_parameter_counts_match_the_paper():
         assert round(n_params(net) / 1e6, 2) == paper
 
 
+def test_seven_b_net_stem_follows_the_authors_code_by_default():
+    """The authors' code builds the stem as a 1x1 conv (up_kernel_size=1): 7B-Net has 130,426
+    parameters, Wide-7B-Net 1,192,218 (counted by hand: the 3x3 stem's extra weights are
+    (9 - 1) x 2 x 32 = 512 and (9 - 1) x 2 x 64 = 1,024)."""
+    assert n_params(seven_b_net()) == 130_426
+    assert n_params(wide_seven_b_net()) == 1_192_218
+    assert n_params(seven_b_net(stem_kernel=3)) == 130_426 + 512
+    assert n_params(wide_seven_b_net(stem_kernel=3)) == 1_192_218 + 1_024
+    assert seven_b_net().stem[0].conv.kernel_size == (1, 1)
+
+
 @pytest.mark.parametrize("block_cls", [BasicBlock, Bottleneck])
 @pytest.mark.parametrize("cnf", ["ADD", "AND", "IAND"])
 @pytest.mark.parametrize("train", [True, False])
@@ -188,7 +199,7 @@ def test_table9_network_pools_after_every_second_block():
     """c32k3s1-BN-IF-{{SEW Block(c32)}*2-MPk2s2}*5-FC10 (SEW ResNet, Table 9): 10 blocks, 5 pools, IF neurons."""
     from snnlab.neurons import IFNode
 
-    net = SevenBNet((32,) * 10, num_classes=10, input_shape=(3, 32, 32), neuron="if", pool_every=2)
+    net = SevenBNet((32,) * 10, num_classes=10, input_shape=(3, 32, 32), neuron="if", pool_every=2, stem_kernel=3)
     pools = [m for m in net.features if type(m).__name__ == "_SeqMaxPool"]
     assert len(pools) == 5 and len(net.blocks) == 10
     assert net.fc.in_features == 32  # 32x32 halved five times -> 1x1

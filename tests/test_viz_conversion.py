@@ -58,3 +58,23 @@ def test_other_figures_draw():
                                   {"method": "A", "latency": 2, "accuracy": 0.25}], 0.9)
     xs, ys = ax.get_lines()[0].get_data()
     assert list(xs) == [2, 4] and list(ys) == [25.0, 50.0]
+
+
+def test_error_explorer_never_cuts_a_bar_off():
+    """Chapter 6's explorer once fixed its y-limit from one setting, cutting off the bars of
+    others: a limit that is too low is raised, and error_explorer_ylim fits every frame."""
+    from snnlab.viz.conversion import error_explorer_ylim
+
+    grid = {"alphas": [1.0, 6.0], "betas": [0.0], "ks": [0.25, 1.0], "Ts": [2, 8]}
+    ylim = error_explorer_ylim(V, **grid)
+    for alpha in grid["alphas"]:
+        for k in grid["ks"]:
+            for T in grid["Ts"]:
+                for limit in (ylim, 1e-3):  # the shared limit, and one far too low
+                    fig = Figure()
+                    draw_error_explorer(fig, v=V, alpha=alpha, beta=0.0, k=k, T=T, ylim=limit)
+                    bars = fig.axes[1]
+                    top = max(p.get_y() + p.get_height() for p in bars.patches)
+                    assert top <= bars.get_ylim()[1]
+                    if limit == ylim:
+                        assert bars.get_ylim()[1] == ylim

@@ -79,6 +79,18 @@ class ThresholdParams:
         if not math.isfinite(float(self.beta)):
             raise ValueError(f"beta must be a finite number, got {self.beta}.")
 
+    @classmethod
+    def from_t2fsnn(cls, vth0: float, tau: float, t_d: float = 0.0) -> "ThresholdParams":
+        """T2FSNN's threshold kernel ``vth0 * exp(-(t - t_d) / tau)`` (Park et al., DAC 2020; its
+        code: an incoming spike at ``t`` adds ``exp(-(t - t_d) / tau)``, the kernel without
+        ``vth0``). As ``alpha * exp(-k t + beta)``: ``alpha = vth0``, ``k = 1/tau``,
+        ``beta = t_d / tau``. The neuron then fires at T2FSNN's times; its decoded output
+        ``theta(t)`` is T2FSNN's kernel value times ``vth0``, the factor T2FSNN folds into the
+        next layer's (normalised) weights."""
+        check_positive("vth0", vth0)
+        check_positive("tau", tau)
+        return cls(float(vth0), float(t_d) / float(tau), 1.0 / float(tau))
+
     def __call__(self, t):
         """The threshold at time(s) ``t`` (NumPy or Python numbers)."""
         return self.alpha * np.exp(-self.k * np.asarray(t, dtype=np.float64) + self.beta)

@@ -4,14 +4,19 @@
 * Wide-7B-Net (CIFAR10-DVS): c64k3s1-BN-PLIF-{SEW Block(c64)-MPk2s2}*4-c128k3s1-BN-PLIF-
   {SEW Block(c128)-MPk2s2}*3-FC10, 1.19M parameters (Table 6).
 
+**The stem.** The paper's names say a 3x3 stem ("c32k3s1"); the authors' code
+(``dvsgesture/smodels.py``, ``cifar10dvs/smodels.py``: ``up_kernel_size=1``) builds a 1x1
+conv-BN-PLIF from the 2 polarity channels. snnlab follows the code by default (``stem_kernel=1``:
+130,426 and 1,192,218 parameters); ``stem_kernel=3`` builds the paper's naming (+512 and +1,024
+parameters: 130,938 and 1,193,242). Both round to the paper's 0.13M and 1.19M.
+
 A SEW Block keeps its channels: conv3x3-BN-PLIF-conv3x3-BN-PLIF, then g(A, S)
 (:class:`~snnlab.layers.residual.BasicBlock`); ``kind="spiking"`` and ``kind="plain"`` swap in the
 Spiking ResNet and plain blocks of Table 4. Neurons: PLIF with initial τ = 2 (1/τ = sigmoid(w)),
 V_th = 1, hard reset to 0, reset detached, ArcTan α = 2 (authors' code).
 
-Where the channel count changes *between* stages the authors' code uses a 1x1 conv-BN-PLIF: that is
-what gives the paper's 1.19M parameters for Wide-7B-Net (a 3x3 "c128k3s1" would give 1.26M); the
-stem follows the paper's name, c·k3s1. Input ``[T, B, C, H, W]`` (C = 2 polarities); output
+Where the channel count changes *between* stages the authors' code uses a 1x1 conv-BN-PLIF too: that
+is what gives the paper's 1.19M parameters for Wide-7B-Net (a 3x3 "c128k3s1" would give 1.26M). Input ``[T, B, C, H, W]`` (C = 2 polarities); output
 ``[T, B, num_classes]``. A max pool is skipped once the feature map is 1x1, so inputs smaller than
 2^7 pixels work (the paper's DVS frames are 128x128).
 """
@@ -38,18 +43,19 @@ _PAPER_NEURON = dict(neuron="plif", tau=2.0, v_threshold=1.0, v_reset=0.0, detac
 
 
 class SevenBNet(nn.Module):
-    """stem conv3x3-BN-SN, then per entry of ``channels``: [conv1x1-BN-SN if the channels change]
+    """stem conv(``stem_kernel``)-BN-SN (1x1 as in the authors' code; see the module docstring),
+    then per entry of ``channels``: [conv1x1-BN-SN if the channels change]
     -> block -> MaxPool 2x2, then a linear classifier on the flattened map (per step).
 
     ``kind``: ``"sew"`` (with ``cnf``), ``"spiking"`` or ``"plain"``; ``zero_init`` as in SEW ResNet;
     neuron options override the PLIF defaults (e.g. ``neuron="if"``, ``alpha=3``). ``pool_every=2``
-    pools after every second block: with ``neuron="if"`` and ``channels=(32,)*10`` that is the
-    network of SEW ResNet's Table 9, c32k3s1-BN-IF-{{SEW Block(c32)}*2-MPk2s2}*5-FC10.
+    pools after every second block: with ``neuron="if"``, ``channels=(32,)*10`` and ``stem_kernel=3`` that
+    is the network of SEW ResNet's Table 9, c32k3s1-BN-IF-{{SEW Block(c32)}*2-MPk2s2}*5-FC10.
     """
 
     def __init__(self, channels: Sequence[int] = SEVEN_B_NET, *, num_classes: int = 11,
                  input_shape: Sequence[int] = (2, 128, 128), kind: str = "sew", cnf: str = "ADD",
-                 zero_init: bool = False, stem_kernel: int = 3, pool_every: int = 1, **neuron_options) -> None:
+                 zero_init: bool = False, stem_kernel: int = 1, pool_every: int = 1, **neuron_options) -> None:
         super().__init__()
         self.input_shape = tuple(int(s) for s in input_shape)
         if len(self.input_shape) != 3 or min(self.input_shape) < 1:

@@ -11,8 +11,8 @@ from snnlab.conversion.errors import conversion_error_parts
 from snnlab.conversion.pipeline import calibration_rule
 from snnlab.conversion.ttfs import NO_SPIKE, ThresholdParams, decode, spike_times
 
-__all__ = ["plot_neuron_spikes", "plot_codebooks", "draw_error_explorer", "plot_error_vs_T",
-           "plot_accuracy_vs_latency"]
+__all__ = ["plot_neuron_spikes", "plot_codebooks", "draw_error_explorer", "error_explorer_ylim",
+           "plot_error_vs_T", "plot_accuracy_vs_latency"]
 
 PARTS = ("clip_below", "quantisation", "clip_above")
 PART_COLOURS = {"clip_below": "tab:blue", "quantisation": "tab:orange", "clip_above": "tab:red"}
@@ -95,9 +95,23 @@ def draw_error_explorer(fig, *, v: torch.Tensor, alpha: float, beta: float, k: f
         ax2.bar(list(parts), heights, bottom=bottom, color=PART_COLOURS[part], label=part.replace("_", " "))
         bottom += heights
     ax2.set_ylabel("mean |ReLU(v) − z| per neuron")
-    if ylim is not None:
-        ax2.set_ylim(0, ylim)
+    # a shared limit keeps the frames comparable; it never cuts a bar off
+    ax2.set_ylim(0, max(ylim or 0.0, 1.05 * float(bottom.max())))
     ax2.legend(fontsize=8)
+
+
+def error_explorer_ylim(v: torch.Tensor, *, alphas, betas, ks, Ts, margin: float = 1.1) -> float:
+    """A y-limit for :func:`draw_error_explorer` that fits the tallest bar of every frame of an
+    explorer over ``alphas x betas x ks x Ts`` (TTFS and SC-TTFS), times ``margin``."""
+    tallest = 0.0
+    for alpha in alphas:
+        for beta in betas:
+            for k in ks:
+                enc = ThresholdParams(alpha, beta, k)
+                for T in Ts:
+                    for cal in (None, calibration_rule(enc)):
+                        tallest = max(tallest, conversion_error_parts(v, T, enc, cal)["total"])
+    return margin * tallest
 
 
 def plot_error_vs_T(axes, rows):

@@ -81,14 +81,17 @@ def draw_driven_neuron(
     x: torch.Tensor | None = None,
     tau: float = 2.0,
     decay_input: bool = False,
+    v_reset: float | None = None,
 ) -> NeuronTrace:
     """Chapter 1's explorer: an LIF neuron driven by ``x`` with threshold ``v_threshold``, and the
     ArcTan surrogate derivative σ'(H[t] - V_th) it would backpropagate at each step.
 
-    Draws four stacked panels on ``fig`` and returns the trace.
+    The default is OTTT's convention (OTTT eq. 2): input not decayed (``decay_input=False``)
+    and a soft reset that subtracts V_th (``v_reset=None``); λ = 1 - 1/τ. Draws four stacked
+    panels on ``fig`` and returns the trace.
     """
     x = driving_current() if x is None else x
-    params = NeuronParams(v_threshold=v_threshold, v_reset=0.0, tau=tau, decay_input=decay_input)
+    params = NeuronParams(v_threshold=v_threshold, v_reset=v_reset, tau=tau, decay_input=decay_input)
     surrogate = ArcTan(alpha=alpha)
     trace = simulate(x[:, None], params, surrogate, kind="lif")
     trace = NeuronTrace(*(part[:, 0] for part in trace))
@@ -100,5 +103,6 @@ def draw_driven_neuron(
     axes[3].set_ylabel("σ'(H-V_th)")
     axes[3].set_xlabel("timestep t")
     axes[2].set_xlabel("")
-    axes[0].set_title(f"LIF (τ={tau}), V_th={v_threshold:g}, ArcTan α={alpha:g}", fontsize=10)
+    convention = ("OTTT" if not decay_input else "SEW") + (", soft reset" if v_reset is None else ", hard reset")
+    axes[0].set_title(f"LIF ({convention}, λ={1 - 1 / tau:g}), V_th={v_threshold:g}, ArcTan α={alpha:g}")
     return trace
