@@ -5,6 +5,8 @@
     python scripts/build_book.py --quick         # quick mode (what the tests build)
     python scripts/build_book.py --output DIR    # build into DIR/_build/html
     python scripts/build_book.py --jobs 2        # execute two chapters at a time
+    python scripts/build_book.py --only 03_sew_resnet   # re-execute one chapter, reuse the others
+                                                         # from the previous build in the same place
 
 Every chapter is executed first, each in a fresh kernel (the same kernels JupyterLab runs:
 matplotlib's inline backend, whatever this process uses), with the figure audit of
@@ -22,7 +24,7 @@ import shutil
 import subprocess
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import yaml
@@ -95,8 +97,10 @@ def execute_chapter(source: Path, notebook: Path, *, quick: bool, timeout: int =
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(Path(source).parent)}})
     start = time.perf_counter()
+    kernel_log = notebook.with_suffix(".kernel.log")  # the kernel's own messages, kept out of the build's output
     try:
-        client.execute(env=kernel_env(log, notebook.parent, quick))
+        with open(kernel_log, "w") as stderr:
+            client.execute(env=kernel_env(log, notebook.parent, quick), stderr=stderr)
     except CellExecutionError as error:
         nbformat.write(nb, notebook.with_suffix(".failed.ipynb"))
         raise SystemExit(f"{Path(source).name} raised while executing (the notebook so far is in "
@@ -110,15 +114,44 @@ def _execute_one(args) -> tuple[str, float]:
     return Path(source).stem, execute_chapter(Path(source), Path(notebook), quick=quick)
 
 
-def execute_all(folder: Path, quick: bool, jobs: int = 1) -> dict[str, Path]:
-    """Execute every chapter into ``folder``; return {name: executed notebook}."""
-    work = [(str(src), str(Path(folder) / f"{src.stem}.ipynb"), quick) for src in chapter_sources()]
-    executed = {}
-    with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
-        for name, seconds in pool.map(_execute_one, work):
+def execute_all(folder: Path, quick: bool, jobs: int = 1, only: list[str] | None = None) -> dict[str, Path]:
+    """Execute every chapter into ``folder``; return {name: executed notebook}. With ``only``,
+    execute just those chapters and reuse the others' notebooks already in ``folder`` (a chapter
+    never executed there is executed anyway)."""
+    folder = Path(folder)
+    mode_file = folder / "MODE"
+    mode = "quick" if quick else "full"
+    if only and mode_file.exists() and mode_file.read_text().strip() != mode:
+        raise SystemExit(f"{folder} holds chapters executed in {mode_file.read_text().strip()} mode; "
+                         f"--only cannot mix them with {mode} mode (drop --only).")
+    sources = chapter_sources()
+    unknown = set(only or []) - {src.stem for src in sources}
+    if unknown:
+        raise SystemExit(f"unknown chapters {sorted(unknown)}; chapters: {[src.stem for src in sources]}")
+    work = [(str(src), str(folder / f"{src.stem}.ipynb"), quick) for src in sources
+            if not only or src.stem in only or not (folder / f"{src.stem}.ipynb").exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    mode_file.write_text(mode)
+    if jobs <= 1:
+        for item in work:
+            name, seconds = _execute_one(item)
             print(f"  executed {name} in {seconds:.0f} s", flush=True)
-            executed[name] = Path(folder) / f"{name}.ipynb"
-    return executed
+    else:
+        pool = ProcessPoolExecutor(max_workers=jobs)
+        futures = [pool.submit(_execute_one, item) for item in work]
+        try:
+            for future in as_completed(futures):
+                name, seconds = future.result()
+                print(f"  executed {name} in {seconds:.0f} s", flush=True)
+        except BaseException:
+            # one chapter failed: stop the others rather than wait for them (their kernels exit
+            # with their parent)
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
+    return {src.stem: folder / f"{src.stem}.ipynb" for src in sources}
 
 
 def figure_problems(executed: dict[str, Path]) -> list[str]:
@@ -150,7 +183,7 @@ def stage_executed(notebooks: dict[str, Path], staging: Path) -> Path:
 
 
 def build(output: Path | None = None, quick: bool = False, executed: dict[str, Path] | None = None,
-          jobs: int = 1) -> Path:
+          jobs: int = 1, only: list[str] | None = None) -> Path:
     """Build the site and return the folder holding ``index.html``.
 
     ``executed`` maps chapter names to notebooks already executed in the same mode, each with its
@@ -162,7 +195,7 @@ def build(output: Path | None = None, quick: bool = False, executed: dict[str, P
     start = time.time()
     if executed is None:
         print(f"executing {len(chapter_sources())} chapters ({'quick' if quick else 'full'} mode)", flush=True)
-        executed = execute_all(build_dir / "executed", quick, jobs)
+        executed = execute_all(build_dir / "executed", quick, jobs, only)
     problems = figure_problems(executed)
     if problems:
         raise SystemExit("figures were drawn that will not appear on the page:\n  " + "\n  ".join(problems))
@@ -188,8 +221,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="run the chapters in quick mode")
     parser.add_argument("--output", type=Path, help="build into OUTPUT/_build/html")
     parser.add_argument("--jobs", type=int, default=1, help="chapters executed at the same time (default 1)")
+    parser.add_argument("--only", help="comma-separated chapters to execute; reuse the rest from the last build")
     args = parser.parse_args()
-    html = build(args.output.resolve() if args.output else None, args.quick, jobs=args.jobs)
+    only = [name.strip() for name in args.only.split(",")] if args.only else None
+    html = build(args.output.resolve() if args.output else None, args.quick, jobs=args.jobs, only=only)
     print(f"open the site: file://{html / 'index.html'}")
     print("(it works offline; or serve it: python -m http.server -d " + str(html) + ")")
 

@@ -98,3 +98,19 @@ def test_table_renders_html_and_text():
         Table([{"x": 1}, {"y": 2}])
     with pytest.raises(KeyError):
         table.column("z")
+
+
+def test_table_transposed_swaps_rows_and_columns():
+    table = Table([{"design": "A", "cycles": 10, "ok": True}, {"design": "B", "cycles": 2.5, "ok": False}],
+                  caption="c")
+    flipped = table.transposed("quantity")
+    assert flipped.columns == ["quantity", "A", "B"]
+    assert flipped.rows == [{"quantity": "cycles", "A": 10, "B": 2.5}, {"quantity": "ok", "A": True, "B": False}]
+    assert flipped.caption == "c"
+    with pytest.raises(ValueError, match="repeats"):
+        Table([{"k": 1, "v": 2}, {"k": 1, "v": 3}]).transposed()
+
+
+def test_table_html_scrolls_in_its_own_box():
+    html = Table([{"x": 1}])._repr_html_()
+    assert html.startswith('<div class="snnlab-table-wrap" style="max-width:100%;overflow-x:auto">')

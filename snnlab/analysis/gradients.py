@@ -258,7 +258,9 @@ def initialisation_sweep(
     loss_fn = lambda out, target: nn.functional.cross_entropy(out.mean(0), target)  # noqa: E731
     jobs = [(n, z, v, a) for n in networks for z in zero_init for v in v_thresholds for a in alphas]
     results = {}
-    for name, zi, v_th, alpha in tqdm(jobs, desc="networks at initialisation", disable=not progress):
+    # with progress on, tqdm's own default decides (TQDM_DISABLE=1 switches it off, as the book build does)
+    bar_options = {} if progress else {"disable": True}
+    for name, zi, v_th, alpha in tqdm(jobs, desc="networks at initialisation", **bar_options):
         torch.manual_seed(seed)
         net = SpikingResNetLayout(depth, num_classes=num_classes, input_shape=tuple(x.shape[2:]), width=width,
                                   zero_init=zi, v_threshold=v_th, alpha=alpha, **networks[name], **neuron_options)

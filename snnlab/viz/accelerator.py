@@ -29,10 +29,10 @@ def plot_layer_energy(ax, result, table, *, title: str = "") -> np.ndarray:
             ax.bar(x, values[:, j], bottom=bottom, label=kind, color=f"C{j % 10}",
                    hatch="//" if kind in MEMORY_LEVELS else None)
             bottom += values[:, j]
-    ax.set_xticks(x, [name.replace(".layers", "") for name in result.layers], rotation=15, fontsize=8)
+    ax.set_xticks(x, [name.replace(".layers", "") for name in result.layers], rotation=15, fontsize=9)
     ax.set_ylabel(f"energy per inference ({table.unit})")
-    ax.set_title(title or f"per-layer energy, {table.name}", fontsize=9)
-    ax.legend(fontsize=7, ncol=2)
+    ax.set_title(title or f"per-layer energy, {table.name}")
+    ax.legend(fontsize=9, ncol=2)
     return values
 
 
@@ -46,10 +46,11 @@ def plot_designs(axes, summaries: dict[str, dict], *, keys=("energy", "cycles", 
     if len(axes) != len(keys):
         raise ValueError(f"need one axis per key: {len(keys)} keys, {len(axes)} axes.")
     for ax, key in zip(axes, keys):
-        ax.bar(range(len(names)), [getters[key](summaries[n]) for n in names], color=[f"C{i}" for i in range(len(names))])
-        ax.set_xticks(range(len(names)), labels, rotation=20, fontsize=7, ha="right")
+        ax.barh(range(len(names)), [getters[key](summaries[n]) for n in names], color=[f"C{i}" for i in range(len(names))])
+        ax.set_yticks(range(len(names)), labels)
+        ax.invert_yaxis()
         unit = summaries[names[0]]["energy_unit"] if key == "energy" else ""
-        ax.set_title(titles[key] + (f" ({unit})" if unit else ""), fontsize=9)
+        ax.set_title(titles[key] + (f" ({unit})" if unit else ""))
 
 
 def draw_energy_explorer(fig, sweep: dict, cl_init: float, tau_cl: float, *, unit: str = "") -> dict[str, float]:
@@ -63,17 +64,16 @@ def draw_energy_explorer(fig, sweep: dict, cl_init: float, tau_cl: float, *, uni
     top = float(sweep["layer_energy"].max()) * 1.1
     ax0.bar(range(len(layers)), sweep["layer_energy"][i, j], color="C0")
     ax0.set_ylim(0, top)
-    ax0.set_xticks(range(len(layers)), layers, fontsize=8)
+    ax0.set_xticks(range(len(layers)), layers, fontsize=9)
     ax0.set_ylabel(f"energy per inference{f' ({unit})' if unit else ''}")
-    ax0.set_title(f"total {sweep['energy'][i, j]:.4g}, FPS {sweep['fps'][i, j]:.3g}", fontsize=9)
+    ax0.set_title(f"total {sweep['energy'][i, j]:.4g}\nFPS {sweep['fps'][i, j]:.3g}")
     counts = sweep["exit_counts"][i, j]
     ax1.bar(np.arange(1, len(counts) + 1), counts, color="C2")
     ax1.set_ylim(0, float(sweep["exit_counts"].max()) * 1.05 + 1)
     ax1.set_xticks(range(1, len(counts) + 1))
     ax1.set_xlabel("exit timestep")
     ax1.set_ylabel("samples")
-    ax1.set_title(f"accuracy {100 * sweep['accuracy'][i, j]:.2f}%, mean steps {sweep['mean_steps'][i, j]:.2f}",
-                  fontsize=9)
+    ax1.set_title(f"accuracy {100 * sweep['accuracy'][i, j]:.2f} %\nmean steps {sweep['mean_steps'][i, j]:.2f}")
     T = len(counts)
     levels = sweep["cl_inits"][i] * sweep["tau_cls"][j] ** np.arange(T)
     fig.suptitle(f"CL_init = {sweep['cl_inits'][i]:g}, τ_CL = {sweep['tau_cls'][j]:g}: thresholds CL_t = "

@@ -17,7 +17,7 @@ def plot_sweep_heatmap(ax, sweep: SweepResult, field: str, *, title: str = "", c
                       extent=(sweep.tau_cls[0], sweep.tau_cls[-1], sweep.cl_inits[0], sweep.cl_inits[-1]))
     ax.set_xlabel("τ_CL")
     ax.set_ylabel("CL_init")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title)
     ax.figure.colorbar(image, ax=ax, label="accuracy" if field == "accuracy" else "mean timesteps")
     return image
 
@@ -45,11 +45,11 @@ def draw_exit_explorer(fig, outputs: torch.Tensor, targets: torch.Tensor, cl_ini
     ax0.set_xticks(range(1, T + 1))
     ax0.set_xlabel("timestep t")
     ax0.set_ylabel("1 - max " + ("o^t" if reads == "step" else "y_t"))
-    ax0.legend(fontsize=8, loc="lower left")
+    ax0.legend(fontsize=9, loc="lower left")
     counts = np.bincount(result.steps.numpy(), minlength=T + 1)[1:]
     ax1.bar(np.arange(1, T + 1), counts, color="C2")
     ax1.set_xticks(range(1, T + 1))
     ax1.set_xlabel("exit timestep T̂")
     ax1.set_ylabel("samples")
-    ax1.set_title(f"accuracy {100 * accuracy:.2f}%, mean timesteps {mean_steps:.3f}", fontsize=9)
+    ax1.set_title(f"accuracy {100 * accuracy:.2f} %\nmean timesteps {mean_steps:.3f}")
     return {"accuracy": accuracy, "mean_steps": mean_steps}

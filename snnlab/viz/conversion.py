@@ -42,7 +42,7 @@ def plot_neuron_spikes(ax, potentials, T: int, encode: ThresholdParams, calibrat
     ax.set_yscale("log")
     ax.set_xlabel("step t in the encoding window")
     ax.set_ylabel("potential / threshold")
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=9, loc="upper right")
 
 
 def plot_codebooks(ax, T: int, settings: dict[str, tuple[ThresholdParams, ThresholdParams | None]]):
@@ -51,7 +51,7 @@ def plot_codebooks(ax, T: int, settings: dict[str, tuple[ThresholdParams, Thresh
     for row, (name, (enc, cal)) in enumerate(settings.items()):
         values = codebook(T, enc, cal)
         ax.plot(values, np.full_like(values, row), "|", ms=14, mew=1.5)
-        ax.text(values.max() * 1.15, row, f"{len(values)} values", va="center", fontsize=8)
+        ax.text(values.max() * 1.15, row, f"{len(values)} values", va="center", fontsize=9)
     ax.set_yticks(range(len(settings)), list(settings))
     ax.set_xscale("log")
     ax.set_xlabel(f"decodable value (T = {T})")
@@ -70,7 +70,7 @@ def draw_error_explorer(fig, *, v: torch.Tensor, alpha: float, beta: float, k: f
     mean error per neuron split into clip-below, quantisation and clip-above (eqs. 18-19)."""
     enc = ThresholdParams(alpha, beta, k)
     cal = calibration_rule(enc)
-    ax1, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.6, 1]})
+    ax1, ax2 = fig.subplots(2, 1, gridspec_kw={"height_ratios": [1.4, 1]})
     positive = v[v > 0].numpy()
     top = float(np.quantile(positive, 0.999)) * 1.3
     grid = torch.linspace(0, top, 1200, dtype=torch.float64)
@@ -86,8 +86,8 @@ def draw_error_explorer(fig, *, v: torch.Tensor, alpha: float, beta: float, k: f
     ax1.set_ylabel("decoded output z")
     ax1.set_xlim(0, top)
     ax1.set_ylim(0, top)
-    ax1.legend(fontsize=8, loc="upper left")
-    ax1.set_title(f"α={alpha:.3g}, β={beta:.3g}, k={k:.3g}, T={T}  (α·e^β = {alpha * np.exp(beta):.3g})", fontsize=9)
+    ax1.legend(fontsize=9, loc="upper left")
+    ax1.set_title(f"α={alpha:.3g}, β={beta:.3g}, k={k:.3g}, T={T}  (α·e^β = {alpha * np.exp(beta):.3g})")
     parts = {"TTFS": conversion_error_parts(v, T, enc), "SC-TTFS": conversion_error_parts(v, T, enc, cal)}
     bottom = np.zeros(2)
     for part in PARTS:
@@ -97,7 +97,7 @@ def draw_error_explorer(fig, *, v: torch.Tensor, alpha: float, beta: float, k: f
     ax2.set_ylabel("mean |ReLU(v) − z| per neuron")
     # a shared limit keeps the frames comparable; it never cuts a bar off
     ax2.set_ylim(0, max(ylim or 0.0, 1.05 * float(bottom.max())))
-    ax2.legend(fontsize=8)
+    ax2.legend(fontsize=9)
 
 
 def error_explorer_ylim(v: torch.Tensor, *, alphas, betas, ks, Ts, margin: float = 1.1) -> float:
@@ -125,7 +125,7 @@ def plot_error_vs_T(axes, rows):
         ax.set_title(method)
         ax.set_xlabel("window T")
     axes[0].set_ylabel("mean |ReLU(v) − z| per neuron")
-    axes[0].legend(fontsize=8)
+    axes[0].legend(fontsize=9)
 
 
 def plot_accuracy_vs_latency(ax, results, ann_accuracy: float):
@@ -137,4 +137,4 @@ def plot_accuracy_vs_latency(ax, results, ann_accuracy: float):
     ax.set_xscale("log")
     ax.set_xlabel("latency (timesteps until the answer)")
     ax.set_ylabel("test accuracy (%)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=9)

@@ -38,7 +38,7 @@ def plot_level_windows(ax: Axes, thresholds: Sequence[float], surrogate: Surroga
         twin.hist(p, bins=80, range=(lo, hi), color="0.3", histtype="step", density=True)
         twin.set_yticks([])
         twin.set_ylabel("potentials (histogram)", color="0.3")
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=9, loc="upper right")
 
 
 def plot_dormant_bars(ax: Axes, results: Mapping[str, Sequence[DormantLayer]]) -> None:
@@ -48,10 +48,10 @@ def plot_dormant_bars(ax: Axes, results: Mapping[str, Sequence[DormantLayer]]) -
     x = np.arange(len(names))
     for i, (label, layers) in enumerate(results.items()):
         ax.bar(x + (i - (len(results) - 1) / 2) * width, [l.dormant_fraction for l in layers], width, label=label)
-    ax.set_xticks(x, [n.replace(".", "\n") for n in names], fontsize=7)
+    ax.set_xticks(x, [n.replace(".", "\n") for n in names], fontsize=9)
     ax.set_ylim(0, 1)
     ax.set_ylabel("dormant fraction")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=9)
 
 
 def draw_dormant_explorer(fig: Figure, v_th1: float, width: float, *, inputs: torch.Tensor,
@@ -66,7 +66,7 @@ def draw_dormant_explorer(fig: Figure, v_th1: float, width: float, *, inputs: to
         f"LIF (V_th={v_th1:g})": dormant_units(build((v_th1,), width), inputs),
         f"MLF (V_th={', '.join(f'{t:g}' for t in levels)})": dormant_units(build(levels, width), inputs),
     }
-    ax0, ax1 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.4]})
+    ax0, ax1 = fig.subplots(2, 1)
     stem = next(iter(results.values()))[0]
     plot_level_windows(ax0, levels, Rectangular(width), potentials=stem.potentials)
     ax0.set_title(f"windows of width {width:g} over the stem's potentials", fontsize=9)

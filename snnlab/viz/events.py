@@ -41,7 +41,7 @@ def plot_saccades(ax, image: np.ndarray, saccades: SaccadeParams, sensor_px: int
     shifts = [(-34, -12), (-14, -14), (6, -12)]  # start (top left), bottom, top right
     for k, (x, y) in enumerate(zip(kx, ky)):
         ax.annotate(f"{corners[k] / 1000:.0f} ms", (offset + (w - 1) / 2 + x, offset + (h - 1) / 2 + y),
-                    color="C1", fontsize=8, xytext=shifts[k], textcoords="offset points")
+                    color="C1", fontsize=9, xytext=shifts[k], textcoords="offset points")
     ax.set_title(f"{sensor_px}x{sensor_px} window, path of the centre")
     ax.set_xticks([])
     ax.set_yticks([])
@@ -64,7 +64,7 @@ def plot_events_xyt(ax, events: np.ndarray, sensor_size, *, max_events: int = 60
     ax.set_xticks(np.linspace(0, end_ms, 4).round(-1))
     ax.set_ylim(0, sensor_size[0])
     ax.set_zlim(sensor_size[1], 0)
-    ax.legend(loc="upper left", fontsize=8, markerscale=8)
+    ax.legend(loc="upper left", fontsize=9, markerscale=8)
     return len(ev)
 
 
@@ -77,7 +77,7 @@ def plot_event_rate(ax, events: np.ndarray, *, bin_ms: float = 5.0, duration_ms:
         ax.hist(events["t"][sel] / 1000, bins=bins, histtype="step", color=color, label=label)
     ax.set_xlabel("t (ms)")
     ax.set_ylabel(f"events per {bin_ms:g} ms")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=9)
 
 
 def event_image(events: np.ndarray, sensor_size) -> np.ndarray:
@@ -105,7 +105,7 @@ def plot_frames(fig: Figure, frames, *, ncols: int | None = None, frame_ms: floa
             continue
         ax.imshow(diff[k], cmap="RdBu_r", vmin=-vmax, vmax=vmax)
         label = f"frame {k}" if frame_ms is None else f"{k * frame_ms:.0f}-{(k + 1) * frame_ms:.0f} ms"
-        ax.set_title(label, fontsize=8)
+        ax.set_title(label, fontsize=9)
 
 
 def draw_contrast_explorer(fig: Figure, contrast: float, *, image: np.ndarray, contrasts, mean_counts,
@@ -135,5 +135,5 @@ def draw_contrast_explorer(fig: Figure, contrast: float, *, image: np.ndarray, c
     ax_count.set_xticks([], minor=True)
     ax_count.set_xlabel("contrast threshold C")
     ax_count.set_ylabel("events per recording")
-    ax_count.legend(fontsize=8)
+    ax_count.legend(fontsize=9)
     ax_count.set_title("event count vs C", fontsize=9)

@@ -65,8 +65,8 @@ class Explorer:
         params: Mapping[str, Sequence],
         *,
         initial: Mapping[str, object] | None = None,
-        figsize: tuple[float, float] = (9.0, 3.2),
-        dpi: int = 80,
+        figsize: tuple[float, float] = (7.0, 3.2),
+        dpi: int = 100,
         title: str | None = None,
     ) -> None:
         if not callable(draw):

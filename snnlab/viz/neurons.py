@@ -13,7 +13,9 @@ __all__ = [
     "driving_current",
     "paper_surrogates",
     "plot_trace",
+    "plot_neuron_variants",
     "plot_surrogates",
+    "plot_staircase",
     "draw_driven_neuron",
 ]
 
@@ -49,13 +51,43 @@ def plot_trace(axes, x: torch.Tensor, trace: NeuronTrace, params: NeuronParams, 
     ax_v.plot(t, trace.v.detach().numpy(), lw=0.8, alpha=0.6, label="V[t] (after reset)")
     ax_v.axhline(params.v_threshold, color="C3", ls="--", lw=1, label="V_th")
     ax_v.set_ylabel("membrane")
-    ax_v.legend(loc="upper right", fontsize=7, ncol=3)
+    ax_v.legend(loc="upper right", fontsize=9, ncol=3)
     spikes = trace.spikes.detach().numpy()
     ax_s.vlines(t[spikes > 0], 0, 1, color="k")
     ax_s.set_ylim(0, 1.2)
     ax_s.set_yticks([])
     ax_s.set_ylabel(f"spikes ({int(spikes.sum())})")
     ax_s.set_xlabel("timestep t")
+
+
+def plot_neuron_variants(fig: Figure, x: torch.Tensor, variants: dict[str, tuple[NeuronParams, str]],
+                         surrogate: Surrogate | None = None) -> dict[str, NeuronTrace]:
+    """The input once on top, then one panel per neuron variant (name -> (params, kind)): the
+    charged potential H[t], the potential after the reset V[t], V_th, and the spikes as ticks
+    above the panel. Returns each variant's trace."""
+    surrogate = surrogate or ArcTan()
+    t = np.arange(len(x))
+    axes = fig.subplots(len(variants) + 1, 1, sharex=True,
+                        gridspec_kw={"height_ratios": [0.7] + [1.0] * len(variants)})
+    axes[0].step(t, x.numpy(), where="mid", color="0.3", lw=1)
+    axes[0].set_ylabel("input X[t]")
+    traces = {}
+    for ax, (name, (params, kind)) in zip(axes[1:], variants.items()):
+        trace = simulate(x[:, None], params, surrogate, kind=kind)
+        trace = NeuronTrace(*(part[:, 0] for part in trace))
+        traces[name] = trace
+        ax.plot(t, trace.h.detach().numpy(), "o-", ms=2.5, lw=1, label="H[t]")
+        ax.plot(t, trace.v.detach().numpy(), lw=0.8, alpha=0.7, label="V[t] (after reset)")
+        ax.axhline(params.v_threshold, color="C3", ls="--", lw=1, label="V_th")
+        spikes = t[trace.spikes.detach().numpy() > 0]
+        top = max(float(trace.h.max()), params.v_threshold) * 1.15
+        ax.plot(spikes, np.full(len(spikes), top), "|", color="k", ms=8, mew=1.5)
+        ax.set_ylim(top=top * 1.12)
+        ax.set_title(f"{name}: {len(spikes)} spikes", loc="left", fontsize=10)
+    axes[1].legend(loc="upper right", ncol=3, fontsize=9)
+    axes[-1].set_xlabel("timestep t")
+    fig.supylabel("membrane potential", fontsize=10)
+    return traces
 
 
 def plot_surrogates(ax_primitive, ax_derivative, surrogates: dict[str, Surrogate], x_range: float = 2.0) -> None:
@@ -70,7 +102,26 @@ def plot_surrogates(ax_primitive, ax_derivative, surrogates: dict[str, Surrogate
     for ax in (ax_primitive, ax_derivative):
         ax.set_xlabel("x = u - V_th")
         ax.axvline(0, color="0.8", lw=0.8, zorder=0)
-    ax_derivative.legend(fontsize=7)
+    ax_derivative.legend(fontsize=9)
+
+
+def plot_staircase(ax_count, ax_grad, staircase, response) -> None:
+    """The spike count n(w) as its exact staircase, with every jump marked, and the surrogate
+    gradient dn/dw next to the true derivative (0 between the jumps, undefined at them)."""
+    edges, counts = staircase.edges, staircase.counts
+    ax_count.stairs(counts, edges, color="C0", lw=1.5)
+    ax_count.set_ylabel("spike count n(w)")
+    ax_count.set_title("forward: a staircase")
+    jumps = staircase.jumps
+    for ax in (ax_count, ax_grad):
+        ax.vlines(jumps, 0, 1, transform=ax.get_xaxis_transform(), color="0.8", lw=0.8, zorder=0)
+    ax_grad.plot([], [], color="0.8", lw=0.8, label=f"the {len(jumps)} jumps: true derivative undefined")
+    ax_grad.plot(response.weights, response.surrogate_grad, color="C2", label="surrogate gradient (ArcTan)")
+    ax_grad.axhline(0, color="k", lw=1, label="true derivative between jumps: 0")
+    ax_grad.set_xlabel("input weight w")
+    ax_grad.set_ylabel("dn/dw")
+    ax_grad.set_title("backward: zero almost everywhere, or a surrogate")
+    ax_grad.legend(fontsize=9, loc="upper left")
 
 
 def draw_driven_neuron(

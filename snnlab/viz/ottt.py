@@ -45,7 +45,7 @@ def draw_presynaptic_trace(fig, tau: float, v_threshold: float, *, x: torch.Tens
     ax0.set_title(f"λ = 1 - 1/τ = {lam:.2f}, V_th = {v_threshold:g}", fontsize=9)
     ax1.set_ylabel("trace â[t]"); ax1.set_xlabel("timestep t")
     ax1.set_ylim(0, 1.05 / (1.0 - lam) + 0.2)
-    ax1.legend(fontsize=7, loc="upper left", ncol=2)
+    ax1.legend(fontsize=9, loc="upper left", ncol=2)
 
 
 def plot_memory_vs_T(axes, rows: Sequence[Mapping], *, methods: Sequence[str] | None = None) -> None:
@@ -63,7 +63,7 @@ def plot_memory_vs_T(axes, rows: Sequence[Mapping], *, methods: Sequence[str] | 
             axes[1].plot(Ts, [v / 2**20 for v in inc], "o-", color=f"C{i}", label=m)
     axes[0].set_ylabel("held for backward (MiB)"); axes[1].set_ylabel("peak RSS increase (MiB)")
     for ax in axes:
-        ax.set_xlabel("timesteps T"); ax.set_xticks(sorted({r["T"] for r in rows})); ax.legend(fontsize=8)
+        ax.set_xlabel("timesteps T"); ax.set_xticks(sorted({r["T"] for r in rows})); ax.legend(fontsize=9)
 
 
 def plot_layer_bars(ax, values: Mapping[str, Sequence[float]], labels: Sequence[str], *, ylabel: str = "") -> None:
@@ -77,5 +77,5 @@ def plot_layer_bars(ax, values: Mapping[str, Sequence[float]], labels: Sequence[
         if len(v) != len(labels):
             raise ValueError(f"series {name!r} has {len(v)} values for {len(labels)} layers.")
         ax.bar(x + (i - (n - 1) / 2) * width, v, width, label=name, color=f"C{i}")
-    ax.set_xticks(x); ax.set_xticklabels(labels, fontsize=8)
-    ax.set_ylabel(ylabel); ax.legend(fontsize=8)
+    ax.set_xticks(x); ax.set_xticklabels(labels, fontsize=9)
+    ax.set_ylabel(ylabel); ax.legend(fontsize=9)

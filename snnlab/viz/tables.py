@@ -35,6 +35,17 @@ class Table:
         self.columns = columns
         self.caption = caption
 
+    def transposed(self, header: str = "") -> "Table":
+        """The same table with rows and columns swapped, for tables with few rows and many
+        columns: the first column's values head the new columns, and the other column names fill
+        the new first column (headed ``header``). Values keep their formatting."""
+        key = self.columns[0]
+        names = [_cell(r[key]) for r in self.rows]
+        if len(set(names)) != len(names):
+            raise ValueError(f"the first column {key!r} repeats a value, so it cannot head columns: {names}.")
+        rows = [{header or " ": c, **{n: r[c] for n, r in zip(names, self.rows)}} for c in self.columns[1:]]
+        return Table(rows, caption=self.caption)
+
     def column(self, name: str) -> list:
         if name not in self.columns:
             raise KeyError(f"no column {name!r}; columns: {self.columns}.")
