@@ -330,10 +330,10 @@ def test_nothing_overflows(rendered, name, viewport):
     wide tables on the phone)."""
     data = rendered[name, viewport]
     assert data["width"] == VIEWPORTS[viewport][0], f"the {viewport} viewport is {data['width']} px wide"
-    assert data["layout_width"] == data["width"], (
-        f"{name}: on a {data['width']} px {viewport} the page is {data['layout_width']} px wide (the browser zooms out)")
     assert not data["overflow"], (f"{name} at {data['width']} px: " + str(len(data["overflow"])) + " element(s) too wide:\n  "
                                   + "\n  ".join(data["overflow"][:25]))
+    assert data["layout_width"] == data["width"], (
+        f"{name}: on a {data['width']} px {viewport} the page is {data['layout_width']} px wide (the browser zooms out)")
 
 
 @pytest.mark.browser
@@ -400,3 +400,41 @@ def test_page_loads_cleanly(rendered, name):
         assert not data["console"], f"{name} ({viewport}): JavaScript errors: {data['console']}"
         assert not data["failed_requests"], f"{name} ({viewport}): failed requests: {data['failed_requests']}"
         assert data["shots"] and all(Path(p).stat().st_size > 5_000 for p in data["shots"])
+
+
+SYNTHETIC_PAGE = """<!DOCTYPE html><html><head><meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{margin:0} article{width:600px;padding:0 20px} .cell_output pre{white-space:pre}</style></head>
+<body><article class="bd-article">
+<p>A formula MathJax never saw: $N(T)=\\sum_{i=1}^T (i+1)$, and a fraction: \\frac{1}{2}.</p>
+<div class="cell_output"><pre>networks at initialisation:   0%|          | 0/32</pre>
+<pre>chapter computed in 93 s; load average 2.1</pre></div>
+<div id="wide" style="width:900px">a table nobody can read on a phone</div>
+<div class="math" style="overflow-x:auto"><span style="display:inline-block;width:1200px">an equation</span></div>
+<div class="cell_input"><div class="highlight"><pre>code may scroll: $x$ \\frac</pre></div></div>
+<div class="cell_output"><img src="data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+  width="400" style="width:400px"></div>
+</article></body></html>"""
+
+
+@pytest.mark.browser
+def test_the_browser_check_catches_what_it_should(tmp_path):
+    """The measurements themselves can fail: raw TeX, a frozen progress bar, a run-time line, an
+    element wider than the column and an equation that scrolls, on a page made to have them all
+    (and the code cell, which may scroll and may hold TeX, is not held against it)."""
+    if find_chromium() is None:
+        pytest.skip("no Chromium")
+    page = tmp_path / "bad.html"
+    page.write_text(SYNTHETIC_PAGE)
+    with Chromium(tmp_path / "profile") as browser:
+        browser.open(page.as_uri(), width=1280, height=800)
+        data = browser.evaluate(MEASURE_JS)
+    raw = {m.group(0) for m in RAW_TEX.finditer(data["text"])}
+    assert "\\frac" in raw and "$N(T)=\\sum_{i=1}^T (i+1)$" in raw
+    assert "$x$" not in data["text"]  # code is excluded
+    assert PROGRESS_BAR.search(data["text"])
+    assert {m.group(0) for m in RUN_TIME.finditer(data["outputText"])} == {"in 93 s", "load average"}
+    assert any('div "a table nobody' in o and "sticks out" in o for o in data["overflow"])
+    assert any("div.math" in o and "scrolls sideways" in o for o in data["overflow"])
+    assert not any("code may scroll" in o for o in data["overflow"])
+    image = data["images"][0]
+    assert image["output"] and image["shown"] == 400 and image["natural"] == 1

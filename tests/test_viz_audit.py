@@ -167,3 +167,18 @@ def test_run_record_counts_child_processes_cpu_time():
     record = RunRecord()
     subprocess.run([sys.executable, "-c", "sum(i * i for i in range(3_000_000))"], check=True)
     assert record.summary()["cpu_s"] > 0.05
+
+
+def test_notebook_progress_bars_can_be_switched_off():
+    """The book build's kernels keep no tqdm widget (its static image is a frozen "0%| 0/32")."""
+    import tqdm.notebook
+
+    original = tqdm.notebook.tqdm_notebook.__init__
+    try:
+        audit.silence_notebook_progress()
+        audit.silence_notebook_progress()  # idempotent
+        bar = tqdm.notebook.tqdm(range(3), desc="x", disable=False)
+        assert bar.disable
+        bar.close()
+    finally:
+        tqdm.notebook.tqdm_notebook.__init__ = original

@@ -13,7 +13,8 @@ book build and the test suite see what the chapters *draw*, independently of wha
   figure but has no image output (a figure never displayed, or a non-inline backend) is a problem.
 * :func:`kernel_environment` is the environment a chapter's kernel needs for this: matplotlib's
   inline backend (whatever the calling process uses), the startup file, the log's path, and
-  progress bars switched off (a tqdm widget left in a page is a frozen "0%| 0/32").
+  progress bars switched off (:func:`silence_notebook_progress`: a tqdm widget left in a page is a
+  frozen "0%| 0/32").
 
 :func:`min_font_size` is also what the explorers report (``data-min-font-pt``) so that the
 browser check can compute every figure's font size as rendered on the page.
@@ -37,6 +38,7 @@ __all__ = [
     "kernel_environment",
     "read_log",
     "audit_problems",
+    "silence_notebook_progress",
     "load_ipython_extension",
 ]
 
@@ -146,11 +148,35 @@ class _FigureLog:
         self.created = []
 
 
+def silence_notebook_progress() -> None:
+    """Switch off tqdm's notebook bars in this kernel. ``TQDM_DISABLE=1`` alone does not: the
+    notebook bar sets ``disable`` itself, so the environment default never applies, and the bar a
+    static page keeps is its first frame, "0%| 0/32", frozen."""
+    try:
+        import tqdm.notebook as notebook
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        return
+    cls = notebook.tqdm_notebook
+    if getattr(cls.__init__, "_snnlab_silenced", False):
+        return
+    original = cls.__init__
+
+    def init(self, *args, **kwargs):
+        kwargs["disable"] = True
+        original(self, *args, **kwargs)
+
+    init._snnlab_silenced = True
+    cls.__init__ = init
+
+
 def load_ipython_extension(shell) -> None:
-    """Start the figure log in this kernel if :data:`AUDIT_ENV` names a file (else do nothing)."""
+    """Prepare a chapter's kernel for the book build: start the figure log if :data:`AUDIT_ENV`
+    names a file, and switch notebook progress bars off if ``TQDM_DISABLE`` is set."""
     path = os.environ.get(AUDIT_ENV)
     if path and not getattr(shell, "_snnlab_figure_log", None):
         shell._snnlab_figure_log = _FigureLog(shell, Path(path))
+    if os.environ.get("TQDM_DISABLE", "").strip().lower() in ("1", "true", "yes"):
+        silence_notebook_progress()
 
 
 def ipython_dir(root: Path) -> Path:

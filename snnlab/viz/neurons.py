@@ -84,7 +84,7 @@ def plot_neuron_variants(fig: Figure, x: torch.Tensor, variants: dict[str, tuple
         ax.plot(spikes, np.full(len(spikes), top), "|", color="k", ms=8, mew=1.5)
         ax.set_ylim(top=top * 1.12)
         ax.set_title(f"{name}: {len(spikes)} spikes", loc="left", fontsize=10)
-    axes[1].legend(loc="upper right", ncol=3, fontsize=9)
+    fig.legend(*axes[1].get_legend_handles_labels(), loc="outside lower center", ncol=3, fontsize=9)
     axes[-1].set_xlabel("timestep t")
     fig.supylabel("membrane potential", fontsize=10)
     return traces
@@ -109,7 +109,7 @@ def plot_staircase(ax_count, ax_grad, staircase, response) -> None:
     """The spike count n(w) as its exact staircase, with every jump marked, and the surrogate
     gradient dn/dw next to the true derivative (0 between the jumps, undefined at them)."""
     edges, counts = staircase.edges, staircase.counts
-    ax_count.stairs(counts, edges, color="C0", lw=1.5)
+    ax_count.stairs(counts, edges, color="C0", lw=1.5, baseline=None)
     ax_count.set_ylabel("spike count n(w)")
     ax_count.set_title("forward: a staircase")
     jumps = staircase.jumps
