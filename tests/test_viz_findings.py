@@ -124,3 +124,8 @@ def test_bad_input_is_rejected():
         Findings().gap("x", 1, -0.5)
     with pytest.raises(ValueError, match="nothing to show"):
         Findings()._repr_markdown_()
+
+
+def test_an_explanation_ending_in_a_full_stop_gets_one_full_stop():
+    f = Findings().claim("x", "a statement", True, why="Because it is so.")
+    assert f.records[0].text == "**x:** a statement: holds here. Because it is so."

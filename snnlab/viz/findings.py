@@ -176,10 +176,8 @@ class Findings:
             text += f"agrees (within \u00b1{tolerance})"
         else:
             text += f"does not agree (off by {fmt(m - p, digits=digits, signed=True)}, tolerance \u00b1{tolerance})"
-        text += (f". {why}" if why else "") + "."
-        self.records.append(Verdict("compare", label, ok, self._bullet(label, text),
-                                    {"measured": m, "paper": p, "tol": tol, "relative": relative}))
-        return self
+        return self._record("compare", label, ok, text, why,
+                            {"measured": m, "paper": p, "tol": tol, "relative": relative})
 
     def gap(self, label: str, difference, half_width, *, n: int | None = None, what: str = "seeds",
             unit: str = "points", percent: bool = False, paper=None, source: str = "the paper",
@@ -208,10 +206,8 @@ class Findings:
                 text += f", with {'the same sign as' if same else 'the opposite sign to'} {source}'s {paper_text}"
             else:
                 text += f" ({source}: {paper_text})"
-        text += (f". {why}" if why else "") + "."
-        self.records.append(Verdict("gap", label, resolved, self._bullet(label, text),
-                                    {"difference": d, "half_width": hw, "n": n, "paper": paper}))
-        return self
+        return self._record("gap", label, resolved, text, why,
+                            {"difference": d, "half_width": hw, "n": n, "paper": paper})
 
     def claim(self, label: str, statement: str, holds: bool, *, evidence: str = "", otherwise: str = "",
               why: str = "") -> "Findings":
@@ -220,9 +216,14 @@ class Findings:
         does not hold (a clearer sentence for the negative case)."""
         holds = bool(holds)
         body = statement if holds or not otherwise else otherwise
-        text = f"{body}: {'holds here' if holds else 'does not hold here'}"
-        text += (f" ({evidence})" if evidence else "") + (f". {why}" if why else "") + "."
-        self.records.append(Verdict("claim", label, holds, self._bullet(label, text)))
+        text = f"{body}: {'holds here' if holds else 'does not hold here'}" + (f" ({evidence})" if evidence else "")
+        return self._record("claim", label, holds, text, why)
+
+    def _record(self, kind: str, label: str, ok: bool | None, text: str, why: str = "",
+                values: dict | None = None) -> "Findings":
+        why = why.strip().rstrip(".")
+        text += (f". {why}" if why else "") + "."
+        self.records.append(Verdict(kind, label, ok, self._bullet(label, text), values or {}))
         return self
 
     # -- rendering -----------------------------------------------------------------------------
