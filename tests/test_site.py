@@ -61,13 +61,27 @@ class Site:
 
 @pytest.fixture(scope="session")
 def site(tmp_path_factory) -> Site:
-    """The book built in quick mode, with the executed notebooks it was built from.
+    """The book built in quick mode, with the executed notebooks it was built from (or, with
+    ``SNNLAB_SITE=DIR``, the site already built in ``DIR/_build``: ``SNNLAB_SITE=book`` checks
+    what `make book` built in full mode).
 
     When nbmake has just executed every chapter (the whole suite runs the notebooks first), the
     site is built from those executed notebooks; otherwise the chapters are executed here.
     """
     from conftest import executed_chapters
 
+    built = os.environ.get("SNNLAB_SITE")
+    if built:  # check a site already built, e.g. `make book`'s full-mode build: SNNLAB_SITE=book
+        root = Path(built).resolve()
+        html, folder = root / "_build" / "html", root / "_build" / "executed"
+        if not (html / "index.html").exists() or not folder.is_dir():
+            pytest.fail(f"SNNLAB_SITE={built}: no built site there (expected {html}/index.html and "
+                        f"{folder}/, as `python scripts/build_book.py --output {built}` writes them)")
+        executed = {src.stem: folder / f"{src.stem}.ipynb" for src in build_book.chapter_sources()}
+        missing = [name for name, nb in executed.items() if not nb.exists()]
+        if missing:
+            pytest.fail(f"SNNLAB_SITE={built}: chapters never executed there: {missing}")
+        return Site(html, executed)
     out = tmp_path_factory.mktemp("book")
     executed = executed_chapters()
     if executed is None:
