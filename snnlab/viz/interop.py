@@ -57,13 +57,13 @@ def plot_dt_sweep(axes, rows: list[dict], recorded_dt: float, chance: float | No
     axes[1].plot(dts, [100 * r["accuracy"] for r in ok], "o-", color="C3")
     if chance is not None:
         axes[1].axhline(100 * chance, color="0.6", lw=1, ls=":", label="chance")
-        axes[1].legend(fontsize=7)
+        axes[1].legend(fontsize=9)
     for ax in axes:
         ax.set_xscale("log")
         ax.axvline(recorded_dt, color="0.5", ls="--", lw=1)
         ax.set_xlabel("dt the reader assumes (s)")
     axes[0].set_ylabel("spikes per sample")
-    axes[0].legend(fontsize=7, title="layer", title_fontsize=7)
+    axes[0].legend(fontsize=9, title="layer", title_fontsize=9)
     axes[0].set_title("spikes (dashed: the dt the graph was written for)", fontsize=9)
     axes[1].set_ylabel("test accuracy (%)")
     axes[1].set_title("accuracy", fontsize=9)
