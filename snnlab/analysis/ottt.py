@@ -6,13 +6,12 @@
 * :func:`firing_rates`: the mean firing rate and spikes per neuron of every spiking layer (Fig. 5).
 * :func:`memory_vs_T`: bytes held for backward and peak process memory of one training step
   against T, per method (Fig. 3), measured with :class:`snnlab.analysis.memory.MemoryMeter`.
-* :func:`seed_gap`: the difference between two settings' accuracies over seeds, with its standard
-  error and Welch's t-test (the chapter's test of "within noise"); :func:`student_t_quantile`.
+* :func:`seed_gap`, :func:`student_t_quantile`: re-exported from :mod:`snnlab.analysis.seeds`
+  (the chapter's test of "within noise").
 """
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Sequence
@@ -22,6 +21,7 @@ from torch import nn
 
 from snnlab.analysis.memory import MemoryMeter, process_rss_bytes
 from snnlab.analysis.neuron_hooks import observe_neurons
+from snnlab.analysis.seeds import SeedGap, seed_gap, student_t_quantile  # noqa: F401  (re-exported)
 from snnlab.checks import check_in_range, check_tensor, check_timesteps
 
 __all__ = [
@@ -213,74 +213,3 @@ def memory_vs_T(
                 "seconds": seconds,
             })
     return rows
-
-
-def student_t_quantile(p: float, df: float) -> float:
-    """The ``p`` quantile (0.5 < p < 1) of Student's t distribution with ``df`` > 0 degrees of
-    freedom: bisection on its CDF, the density integrated by Simpson's rule (to about 1e-6)."""
-    p = check_in_range("p", p, 0.5, 1.0, low_open=True, high_open=True)
-    if not df > 0:
-        raise ValueError(f"degrees of freedom must be > 0, got {df}.")
-    log_c = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
-
-    def cdf(t: float, n: int = 2000) -> float:  # 0.5 + the density's integral over [0, t]
-        h = t / n
-        f = [math.exp(log_c - (df + 1) / 2 * math.log1p((i * h) ** 2 / df)) for i in range(n + 1)]
-        return 0.5 + h / 3 * (f[0] + f[-1] + 4 * sum(f[1:-1:2]) + 2 * sum(f[2:-1:2]))
-
-    lo, hi = 0.0, 1.0
-    while cdf(hi) < p:
-        lo, hi = hi, 2 * hi
-    for _ in range(50):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if cdf(mid) < p else (lo, mid)
-    return (lo + hi) / 2
-
-
-@dataclass
-class SeedGap:
-    """``b - a`` over seeds: the difference of the means, its standard error and Welch's test."""
-
-    mean_a: float
-    std_a: float
-    """Sample standard deviation (ddof 1) of ``a`` over its seeds; 0 for a single run."""
-    mean_b: float
-    std_b: float
-    difference: float
-    """``mean_b - mean_a``."""
-    standard_error: float
-    """``sqrt(std_a² / n_a + std_b² / n_b)`` (Welch's)."""
-    threshold: float
-    """The smallest ``|difference|`` Welch's two-sided t-test calls significant at the 5 % level:
-    ``t(0.975, df) · standard_error``, df from the Welch-Satterthwaite formula (inf if both spreads are 0)."""
-
-    @property
-    def resolved(self) -> bool:
-        """Whether ``|difference|`` exceeds :attr:`threshold` (and is not 0)."""
-        return abs(self.difference) > self.threshold
-
-
-def seed_gap(a: Sequence[float], b: Sequence[float]) -> SeedGap:
-    """The gap ``mean(b) - mean(a)`` between two settings' results over seeds, with its standard
-    error and Welch's t-test (5 %, two-sided). One side may be a single run (its spread then
-    counts as 0, so the error and the degrees of freedom come from the other side alone); at least
-    one side needs two or more seeds to have a spread at all."""
-    a = [float(v) for v in a]
-    b = [float(v) for v in b]
-    if not a or not b:
-        raise ValueError("both settings need at least one result.")
-    if len(a) < 2 and len(b) < 2:
-        raise ValueError("at least one setting needs two or more seeds to estimate the spread between seeds.")
-
-    def mean_std(v):
-        m = sum(v) / len(v)
-        return m, (math.sqrt(sum((x - m) ** 2 for x in v) / (len(v) - 1)) if len(v) > 1 else 0.0)
-
-    ma, sa = mean_std(a)
-    mb, sb = mean_std(b)
-    va, vb = sa**2 / len(a), sb**2 / len(b)
-    se = math.sqrt(va + vb)
-    if se == 0:
-        return SeedGap(ma, sa, mb, sb, mb - ma, 0.0, 0.0)
-    df = (va + vb) ** 2 / sum(v**2 / (n - 1) for v, n in ((va, len(a)), (vb, len(b))) if n > 1 and v > 0)
-    return SeedGap(ma, sa, mb, sb, mb - ma, se, student_t_quantile(0.975, df) * se)

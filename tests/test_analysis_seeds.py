@@ -1,0 +1,49 @@
+"""snnlab.analysis.seeds against SciPy's Student-t machinery and hand-worked cases."""
+
+import math
+
+import pytest
+from scipy import stats
+
+from snnlab.analysis.seeds import mean_interval, paired_gap, seed_gap
+
+
+def test_mean_interval_matches_scipy_t_interval():
+    values = [71.2, 74.0, 69.5, 73.1, 72.4]
+    got = mean_interval(values)
+    low, high = stats.t.interval(0.95, len(values) - 1, loc=sum(values) / 5, scale=stats.sem(values))
+    assert got.n == 5
+    assert got.low == pytest.approx(low, abs=1e-4)
+    assert got.high == pytest.approx(high, abs=1e-4)
+
+
+def test_mean_interval_hand_case_and_errors():
+    # values 1, 2, 3: mean 2, s = 1, t(0.975, 2) = 4.302653 -> half width 4.302653 / sqrt(3)
+    got = mean_interval([1.0, 2.0, 3.0])
+    assert got.mean == 2.0 and got.std == pytest.approx(1.0)
+    assert got.half_width == pytest.approx(4.302653 / math.sqrt(3), abs=1e-4)
+    assert mean_interval([5.0, 5.0]).half_width == 0.0
+    with pytest.raises(ValueError, match="two or more seeds"):
+        mean_interval([1.0])
+    with pytest.raises(ValueError, match="finite"):
+        mean_interval([1.0, float("nan")])
+
+
+def test_paired_gap_matches_scipy_ttest_rel():
+    a = [80.1, 82.5, 79.9, 81.0, 83.2]
+    b = [81.0, 83.9, 80.2, 82.4, 84.0]  # b is better on every seed by a varying margin
+    got = paired_gap(a, b)
+    res = stats.ttest_rel(b, a)
+    assert got.difference == pytest.approx(sum(y - x for x, y in zip(a, b)) / 5)
+    # resolved exactly when the paired test's p-value is below 5 %
+    assert got.resolved == (res.pvalue < 0.05)
+    assert got.difference / got.standard_error == pytest.approx(res.statistic, rel=1e-9)
+    # the same numbers as independent samples do not resolve: the seeds' shared luck dominates
+    assert not seed_gap(a, b).resolved and got.resolved
+
+
+def test_paired_gap_needs_matching_seeds():
+    with pytest.raises(ValueError, match="one result per seed"):
+        paired_gap([1.0, 2.0], [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="two or more seeds"):
+        paired_gap([1.0], [2.0])
