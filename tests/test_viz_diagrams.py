@@ -142,22 +142,24 @@ def test_sc_ttfs_neuron_marks_the_two_spikes_the_conversion_code_computes():
 
 
 def _tiny_network():
+    """16 inputs -> 6 LIF -> 3 outputs (an integrator), seeded weights large enough to spike."""
+    torch.manual_seed(0)
     lif = LIFNode(tau=2.0, decay_input=False, v_threshold=1.0, v_reset=0.0, step_mode="m")
-    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), lif, nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8, 3),
-                        NonSpikingIntegrator(0.5, step_mode="m"))
+    net = nn.Sequential(nn.Linear(16, 6), lif, nn.Linear(6, 3), NonSpikingIntegrator(0.5, step_mode="m"))
     with torch.no_grad():
-        net[0].weight.fill_(0.5)
-        net[0].bias.zero_()
-        net[4].weight.fill_(0.25)
-        net[4].bias.zero_()
+        net[0].weight.mul_(4.0)
     return net.eval()
+
+
+def _simulate(config):
+    x = torch.rand(3, 16, generator=torch.Generator().manual_seed(0))
+    return simulate(_tiny_network(), x, T=2, config=config, input_shape=(16,))
 
 
 @pytest.mark.parametrize("rows,cols", [(16, 16), (4, 6)])
 def test_accelerator_draws_every_pe_the_at_unit_and_the_simulators_numbers(rows, cols):
     config = atsn_accelerator(rows=rows, cols=cols)
-    result = simulate(_tiny_network(), torch.rand(3, 1, 4, 4, generator=torch.Generator().manual_seed(0)), T=2,
-                      config=config)
+    result = _simulate(config)
     fig = Figure(figsize=(9, 6))
     drawn = draw_accelerator(fig, result)
     assert len(gids(fig, "pe")) == rows * cols - 1 == config.n_pe
@@ -177,7 +179,7 @@ def test_accelerator_draws_every_pe_the_at_unit_and_the_simulators_numbers(rows,
 
 
 def test_accelerator_needs_an_at_unit_and_a_simulation_result():
-    result = simulate(_tiny_network(), torch.rand(2, 1, 4, 4), T=2, config=conventional_accelerator())
+    result = _simulate(conventional_accelerator())
     with pytest.raises(ValueError, match="no AT unit"):
         draw_accelerator(Figure(figsize=(9, 6)), result)
     with pytest.raises(TypeError, match="SimulationResult"):
