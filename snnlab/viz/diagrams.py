@@ -485,6 +485,12 @@ def draw_sc_ttfs_neuron(fig: Figure, v: float, T: int, encode, calibrate) -> dic
 # Chapter 8: the accelerator
 
 
+def _number(x: float) -> str:
+    """A count or an energy as the diagram prints it: whole numbers with thousands separators from
+    100 up, three significant digits below."""
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
 def _kb(n_bytes: int) -> str:
     return f"{n_bytes // 1024} KB" if n_bytes % 1024 == 0 else f"{n_bytes} B"
 
@@ -515,10 +521,10 @@ def draw_accelerator(fig: Figure, result, table=None) -> list[dict]:
                ("runs on", lambda r: "AT unit" if r["unit"] == "at" else f"{cfg.n_pe} PEs"),
                ("tiles", lambda r: f"{r['tiles']}"),
                ("neurons\nper unit", lambda r: f"{r['neurons_per_unit']}"),
-               ("cycles", lambda r: f"{r['cycles']:.0f}"),
+               ("cycles", lambda r: _number(r["cycles"])),
                ("utilisation", lambda r: f"{100 * r['utilisation']:.1f} %"),
-               ("synaptic\nevents", lambda r: f"{r['synaptic_ops']:.0f}"),
-               ("energy", lambda r: f"{r['energy']:.4g}")]
+               ("synaptic\nevents", lambda r: _number(r["synaptic_ops"])),
+               ("energy", lambda r: _number(r["energy"]))]
     n_cols = len(columns)
     col_w = (width - 0.3) / n_cols
     table_top = (len(rows) + 2.4) * line + 0.1
@@ -604,11 +610,11 @@ def draw_accelerator(fig: Figure, result, table=None) -> list[dict]:
     bottom = close_up(dram_y + 0.8 * line, f"one PE (of {n_pe})", pe_lines, SPATIAL, "close-up:pe", pe_xy)
     bottom = close_up(bottom - 0.3, "the AT unit", at_lines, CUT, "close-up:at", at_xy)
     total = result.summary(table)
-    summary = [f"{total['cycles_per_inference']:.0f} cycles = {1e6 * total['latency_s']:.3g} µs at "
+    summary = [f"{_number(total['cycles_per_inference'])} cycles = {1e6 * total['latency_s']:.3g} µs at "
                f"{cfg.clock_hz / 1e6:.0f} MHz",
-               f"{total['fps']:.3g} frames/s on {cfg.n_accelerators} accelerators",
+               f"{_number(total['fps'])} frames/s on {cfg.n_accelerators} accelerators",
                f"array busy {100 * total['utilisation']:.1f} % of the unit-cycles",
-               f"energy {total['energy_per_inference']['total']:.4g} ({table.unit})"]
+               f"energy {_number(total['energy_per_inference']['total'])} ({table.unit})"]
     close_up(bottom - 0.3, "per inference, all layers", summary, "0.4", "close-up:summary", None)
     height = dram_y + 0.8 * line + 0.15
     fig.set_figheight(height)
