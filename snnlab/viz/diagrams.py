@@ -44,8 +44,8 @@ __all__ = [
     "draw_accelerator",
 ]
 
-COLUMN_PX = 700
-"""Width (CSS pixels) of the book's text column at a 1280-pixel window, rounded down."""
+COLUMN_PX = 680
+"""Width (CSS pixels) of the book's text column at a 1280-pixel window (about 690), rounded down."""
 
 SPATIAL, TEMPORAL, RESET, CUT = "#1f5fa8", "#d9731a", "#7a7a7a", "#c0392b"
 _KIND_COLOURS = {"conv": "#cfe2f3", "BN": "#d9ead3", "SN": "#ffe599", "g": "#f4cccc", "+": "#f4cccc"}
