@@ -42,9 +42,9 @@ def all_text_readable(fig):
 
 
 def test_readable_fontsize_scales_with_the_width_shown_in_the_column():
-    # 9 CSS points are 12 CSS pixels. An 8-inch figure at 100 dpi (800 px) shrinks to 680 px:
-    # f/72 * 680/8 >= 12 -> f >= 10.165. A 4-inch one (400 px) is shown at its size: f*100/72 >= 12 -> 8.64.
-    assert readable_fontsize(Figure(figsize=(8, 3), dpi=100)) == pytest.approx(10.2)
+    # 9 CSS points are 12 CSS pixels. An 8-inch figure at 100 dpi (800 px) shrinks to 640 px:
+    # f/72 * 640/8 >= 12 -> f >= 10.8. A 4-inch one (400 px) is shown at its size: f*100/72 >= 12 -> 8.64.
+    assert readable_fontsize(Figure(figsize=(8, 3), dpi=100)) == pytest.approx(10.9)
     assert readable_fontsize(Figure(figsize=(4, 3), dpi=100)) == pytest.approx(8.7)
     assert readable_fontsize(Figure(figsize=(4, 3), dpi=100), min_pt=12) == pytest.approx(11.6)
 

@@ -44,8 +44,10 @@ __all__ = [
     "draw_accelerator",
 ]
 
-COLUMN_PX = 680
-"""Width (CSS pixels) of the book's text column at a 1280-pixel window (about 690), rounded down."""
+COLUMN_PX = 640
+"""Width (CSS pixels) a figure is shown at in the book at a 1280-pixel window (measured: 660 for a
+captioned figure, 676 for a plain output), less 3 % because ``bbox_inches="tight"`` can widen the
+saved PNG beyond the figure's own width."""
 
 SPATIAL, TEMPORAL, RESET, CUT = "#1f5fa8", "#d9731a", "#7a7a7a", "#c0392b"
 _KIND_COLOURS = {"conv": "#cfe2f3", "BN": "#d9ead3", "SN": "#ffe599", "g": "#f4cccc", "+": "#f4cccc"}
@@ -564,17 +566,19 @@ def draw_accelerator(fig: Figure, result, table=None) -> list[dict]:
             fontsize=fs, ha="center", va="top")
     top = ay0 + cfg.rows * cell
     # memory hierarchy above the array
-    sram_y = top + 0.55
-    _box(ax, ax0 + cfg.cols * cell / 2, sram_y, array_side, 1.6 * line, "global SRAM buffer (weights, potentials, spikes)",
+    box_h = 2.7 * line
+    sram_y = top + 0.45 + box_h / 2
+    centre = ax0 + cfg.cols * cell / 2
+    _box(ax, centre, sram_y, array_side, box_h, "global SRAM buffer\n(weights, potentials, spikes)",
          fc="#d9ead3", fontsize=fs, gid="sram")
-    ax.annotate("", (ax0 + cfg.cols * cell / 2, top + 0.02), (ax0 + cfg.cols * cell / 2, sram_y - 0.8 * line),
+    ax.annotate("", (centre, top + 0.02), (centre, sram_y - box_h / 2),
                 arrowprops={"arrowstyle": "<|-|>", "color": "0.2", "lw": 1.4})
-    ax.text(ax0 + cfg.cols * cell / 2 + 0.1, (top + sram_y - 0.8 * line) / 2, f"bus: {cfg.bus_words} words / cycle",
+    ax.text(centre + 0.1, (top + sram_y - box_h / 2) / 2, f"bus: {cfg.bus_words} words / cycle",
             fontsize=fs, va="center")
-    dram_y = sram_y + 1.6 * line + 0.45
-    _box(ax, ax0 + cfg.cols * cell / 2, dram_y, array_side * 0.6, 1.6 * line, "DRAM (images in, classes out)",
+    dram_y = sram_y + box_h + 0.35
+    _box(ax, centre, dram_y, array_side * 0.8, box_h, "DRAM\n(images in, classes out)",
          fc="0.9", fontsize=fs, gid="dram")
-    ax.annotate("", (ax0 + cfg.cols * cell / 2, sram_y + 0.8 * line), (ax0 + cfg.cols * cell / 2, dram_y - 0.8 * line),
+    ax.annotate("", (centre, sram_y + box_h / 2), (centre, dram_y - box_h / 2),
                 arrowprops={"arrowstyle": "<|-|>", "color": "0.2", "lw": 1.4})
     # close-ups of one PE and of the AT unit
     zx = ax0 + array_side + 0.55
@@ -607,7 +611,7 @@ def draw_accelerator(fig: Figure, result, table=None) -> list[dict]:
                 "1 multiplier + a table of exp:",
                 "  the exit test (eqs. 17-18)",
                 f"output spike buffer {_kb(cfg.out_buffer_bytes)}"]
-    bottom = close_up(dram_y + 0.8 * line, f"one PE (of {n_pe})", pe_lines, SPATIAL, "close-up:pe", pe_xy)
+    bottom = close_up(dram_y + box_h / 2, f"one PE (of {n_pe})", pe_lines, SPATIAL, "close-up:pe", pe_xy)
     bottom = close_up(bottom - 0.3, "the AT unit", at_lines, CUT, "close-up:at", at_xy)
     total = result.summary(table)
     summary = [f"{_number(total['cycles_per_inference'])} cycles = {1e6 * total['latency_s']:.3g} µs at "
@@ -616,7 +620,7 @@ def draw_accelerator(fig: Figure, result, table=None) -> list[dict]:
                f"array busy {100 * total['utilisation']:.1f} % of the unit-cycles",
                f"energy {_number(total['energy_per_inference']['total'])} ({table.unit})"]
     close_up(bottom - 0.3, "per inference, all layers", summary, "0.4", "close-up:summary", None)
-    height = dram_y + 0.8 * line + 0.15
+    height = dram_y + box_h / 2 + 0.15
     fig.set_figheight(height)
     ax.set_xlim(0, width)
     ax.set_ylim(0, height)
