@@ -488,8 +488,9 @@ def test_every_chapter_offers_its_notebook_for_download(site):
     import nbformat
 
     for name in CHAPTERS:
-        links = [a["href"] for a in page_soup(site, name).select("a.btn-download-notebook-button")]
-        assert links == [f"_sources/{name}.ipynb"], f"{name}: notebook download links {links}"
+        menu = page_soup(site, name).select(".dropdown-download-buttons a[href]")
+        links = [a["href"] for a in menu if a["href"].endswith(".ipynb")]
+        assert links == [f"_sources/{name}.ipynb"], f"{name}: notebook links in the download menu: {links}"
         notebook = nbformat.read(site.html / "_sources" / f"{name}.ipynb", as_version=4)
         nbformat.validate(notebook)
         code = [c for c in notebook.cells if c.cell_type == "code"]
@@ -554,7 +555,8 @@ def test_notebook_download_works_offline(site, tmp_path):
     with Chromium(tmp_path / "profile") as browser:
         browser._call("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
         browser.open((site.html / f"{name}.html").as_uri(), width=1280, height=900)
-        href = browser.evaluate("(function () { var a = document.querySelector('a.btn-download-notebook-button');"
+        href = browser.evaluate("(function () { var a = document.querySelector("
+                                "'.dropdown-download-buttons a[href$=\\'.ipynb\\']');"
                                 " if (!a) return null; a.click(); return a.href; })()")
         assert href and href.endswith(f"_sources/{name}.ipynb"), href
         target = downloads / f"{name}.ipynb"
