@@ -30,6 +30,7 @@ __all__ = [
     "Rectangular",
     "Triangle",
     "Gaussian",
+    "ZeroDerivative",
     "heaviside",
     "SURROGATES",
     "get_surrogate",
@@ -216,6 +217,30 @@ class Gaussian(Surrogate):
 
     def kernel_spec(self) -> tuple[int, float, float]:
         return (self.code, float(self.alpha), 0.0)
+
+
+@dataclass(frozen=True)
+class ZeroDerivative(Surrogate):
+    """No surrogate: Θ's own derivative, σ'(x) = 0 (exact for every x ≠ 0; at x = 0 it is a Dirac
+    delta, which no finite value represents).
+
+    Training with it is plain backpropagation through the spike: every gradient that has to pass a
+    spike is exactly zero. Chapter 1 trains with it to measure what the surrogate is for. It is not
+    one of the papers' surrogates and is not in :data:`SURROGATES`. The kernels run it as a
+    rectangular window of height 0.
+    """
+
+    code: ClassVar[int] = Rectangular.code
+    source: ClassVar[str] = "the Heaviside step's true derivative (no surrogate)"
+
+    def primitive(self, x: torch.Tensor) -> torch.Tensor:
+        return heaviside(x)
+
+    def derivative(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(x)
+
+    def kernel_spec(self) -> tuple[int, float, float]:
+        return (self.code, 1.0, 0.0)
 
 
 SURROGATES: dict[str, type[Surrogate]] = {

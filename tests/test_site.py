@@ -16,7 +16,10 @@ waits until MathJax has typeset, and we check what a reader would trip over:
   cannot be legible in 358 px; it scrolls inside its own box);
 * **noise**: no frozen progress bar and no load-average lines in the body (run times and load live
   in the collapsed "How this page was computed" note);
-* **explorers**: static HTML (no "Loading widget..."), and every slider changes the figure.
+* **explorers**: static HTML (no "Loading widget..."), and every slider changes the figure;
+* **teaching**: every chapter opens with its goals and prerequisites and ends with a self-check
+  whose answers are folded and computed; each mechanism diagram is on its page; every notebook
+  page offers itself as an executed ``.ipynb`` that Chromium downloads with no network.
 
 Full-page screenshots of every page at both widths (viewport-high slices) are written to
 ``test-artifacts/<page>/``. Chromium is installed by ``make test`` when missing and running as
@@ -29,6 +32,7 @@ import json
 import os
 import re
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -177,7 +181,8 @@ MEASURE_JS = r"""
     var explorer = img.closest('.snnlab-explorer');
     images.push({explorer: !!explorer, output: !!img.closest('.cell_output'), natural: img.naturalWidth,
                  shown: img.getBoundingClientRect().width, dpi: parseFloat(img.dataset.dpi || 'NaN'),
-                 minFont: parseFloat(img.dataset.minFontPt || 'NaN'), what: describe(img)});
+                 minFont: parseFloat(img.dataset.minFontPt || 'NaN'), what: describe(img),
+                 figure: (img.closest('figure[id]') || {id: ''}).id});
   });
   hide.remove();
   var maths = article.querySelectorAll('.math');
@@ -455,3 +460,110 @@ def test_the_browser_check_catches_what_it_should(tmp_path):
     assert not any("code may scroll" in o for o in data["overflow"])
     image = data["images"][0]
     assert image["output"] and image["shown"] == 400 and image["natural"] == 1
+
+
+# -- teaching material: notebooks to download, goals, self-checks, the mechanism diagrams ---------
+
+DIAGRAMS = {  # page -> ids of the figures drawn from snnlab.viz.diagrams (and chapter 1's training curves)
+    "01_neurons": ["fig-unrolled-graph", "fig-hand-training"],
+    "03_sew_resnet": ["fig-sew-blocks"],
+    "04_mlf": ["fig-mlf-unit"],
+    "06_sc_ttfs": ["fig-sc-ttfs-neuron"],
+    "08_accelerator": ["fig-accelerator"],
+}
+
+
+def chapter_pages() -> list[str]:
+    """The numbered chapters (every notebook page but the appendices)."""
+    return [name for name in CHAPTERS if re.match(r"^\d\d_", name)]
+
+
+def page_soup(site, name) -> BeautifulSoup:
+    return BeautifulSoup((site.html / f"{name}.html").read_text(), "html.parser")
+
+
+def test_every_chapter_offers_its_notebook_for_download(site):
+    """The download menu of each notebook page links to the page as its executed .ipynb, a file
+    inside the built site."""
+    import nbformat
+
+    for name in CHAPTERS:
+        menu = page_soup(site, name).select(".dropdown-download-buttons a[href]")
+        links = [a["href"] for a in menu if a["href"].endswith(".ipynb")]
+        assert links == [f"_sources/{name}.ipynb"], f"{name}: notebook links in the download menu: {links}"
+        notebook = nbformat.read(site.html / "_sources" / f"{name}.ipynb", as_version=4)
+        nbformat.validate(notebook)
+        code = [c for c in notebook.cells if c.cell_type == "code"]
+        assert code and all(c.get("execution_count") for c in code), f"{name}.ipynb is not the executed notebook"
+        source = json.loads(site.executed[name].read_text())
+        assert [c["source"] for c in notebook.cells] == ["".join(c["source"]) if isinstance(c["source"], list)
+                                                         else c["source"] for c in source["cells"]], (
+            f"{name}.ipynb is not the notebook the page was built from")
+
+
+def test_chapters_open_with_goals_and_end_with_a_computed_self_check(site):
+    intro = visible_text(page_soup(site, PAGES[0]))
+    assert "Prerequisites." in intro and "After the book you can" in intro and "Reading order." in intro
+    for name in chapter_pages():
+        soup = page_soup(site, name)
+        boxes = [a for a in soup.select("div.admonition")
+                 if a.select_one(".admonition-title") and a.select_one(".admonition-title").get_text(strip=True) == "Before you start"]
+        assert len(boxes) == 1, f"{name}: {len(boxes)} 'Before you start' boxes"
+        assert soup.select_one("h1").find_next_sibling() is boxes[0], f"{name}: the goals do not open the chapter"
+        text = boxes[0].get_text(" ")
+        assert "Prerequisites." in text and "After this chapter you can" in text, name
+        section = soup.select_one("section#check-yourself")
+        assert section is not None, f"{name} has no 'Check yourself' section"
+        answers = section.select("div.admonition.dropdown")
+        questions = [p for p in section.find_all("p", recursive=False) if re.match(r"^\d+\.", p.get_text(strip=True))]
+        assert 3 <= len(questions) <= 5 and len(answers) == len(questions), (
+            f"{name}: {len(questions)} questions, {len(answers)} folded answers")
+        assert section.select(".pasted-text"), f"{name}: no computed (glued) number in the answers"
+        assert "{glue" not in section.get_text(), f"{name}: a glue role was not rendered"
+
+
+def visible_text(soup: BeautifulSoup) -> str:
+    soup = BeautifulSoup(str(soup), "html.parser")
+    for tag in soup(["script", "style", "noscript", "template"]):
+        tag.decompose()
+    return soup.get_text(" ")
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("name", sorted(DIAGRAMS))
+def test_diagrams_are_drawn_on_their_pages(site, rendered, name):
+    """Each diagram's figure is on its page in Chromium, its image loads, and it is shown at least
+    300 px wide on the desktop and within the column on both widths (its fonts are checked by
+    test_figures_are_readable, its width by test_nothing_overflows)."""
+    for viewport in VIEWPORTS:
+        shown = {i["figure"]: i for i in rendered[name, viewport]["images"] if i["figure"]}
+        for fig_id in DIAGRAMS[name]:
+            assert fig_id in shown, f"{name} ({viewport}): no image in figure #{fig_id}; figures seen: {sorted(shown)}"
+            assert shown[fig_id]["natural"], f"{name} ({viewport}): the image of #{fig_id} did not load"
+            if viewport == "desktop":
+                assert shown[fig_id]["shown"] >= 300, f"{name}: #{fig_id} is shown only {shown[fig_id]['shown']:.0f} px wide"
+
+
+@pytest.mark.browser
+def test_notebook_download_works_offline(site, tmp_path):
+    """Clicking a chapter's '.ipynb' download entry in Chromium (no network) saves the notebook."""
+    if find_chromium() is None:
+        pytest.skip("no Chromium")
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    name = "01_neurons"
+    with Chromium(tmp_path / "profile") as browser:
+        browser._call("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+        browser.open((site.html / f"{name}.html").as_uri(), width=1280, height=900)
+        href = browser.evaluate("(function () { var a = document.querySelector("
+                                "'.dropdown-download-buttons a[href$=\\'.ipynb\\']');"
+                                " if (!a) return null; a.click(); return a.href; })()")
+        assert href and href.endswith(f"_sources/{name}.ipynb"), href
+        target = downloads / f"{name}.ipynb"
+        for _ in range(100):
+            if target.exists() and target.stat().st_size > 0:
+                break
+            time.sleep(0.1)
+        assert browser.failed_requests == [], browser.failed_requests
+    assert target.exists(), f"no download: {sorted(p.name for p in downloads.iterdir())}"
+    assert json.loads(target.read_text())["cells"], "the downloaded notebook has no cells"

@@ -106,3 +106,27 @@ def test_kernel_specs_are_distinct_and_carry_the_parameters():
     assert codes == {0, 1, 2, 3, 4}
     assert Rectangular(2.0, 1.0).kernel_spec() == (2, 2.0, 1.0)
     assert ArcTan(3.0).kernel_spec() == (0, 3.0, 0.0)
+
+
+@pytest.mark.parametrize("backend", ["torch", "numba"])
+def test_zero_derivative_gives_heaviside_spikes_and_no_gradient_in_both_backends(backend):
+    """No surrogate: the same spikes as any surrogate, and a gradient of exactly 0 for the input
+    and for PLIF's time constant, through the kernels as through the reference."""
+    from snnlab.neurons import PLIFNode
+    from snnlab.surrogate import ZeroDerivative
+
+    torch.manual_seed(0)
+    x = (torch.rand(6, 4, 5) * 2.0).requires_grad_(True)
+    outputs = {}
+    for surrogate in (ZeroDerivative(), ArcTan(2.0)):
+        node = PLIFNode(init_tau=2.0, surrogate=surrogate, step_mode="m", backend=backend)
+        out = node(x)
+        out.sum().backward()
+        outputs[type(surrogate).__name__] = (out.detach(), x.grad.clone(), node.w.grad.clone())
+        x.grad = None
+    zero, arctan = outputs["ZeroDerivative"], outputs["ArcTan"]
+    assert torch.equal(zero[0], arctan[0]) and zero[0].sum() > 0
+    assert torch.count_nonzero(zero[1]) == 0 and float(zero[2]) == 0.0
+    assert torch.count_nonzero(arctan[1]) > 0 and float(arctan[2]) != 0.0
+    assert ZeroDerivative().primitive(torch.tensor([-0.5, 0.0, 0.5])).tolist() == [0.0, 1.0, 1.0]
+    assert "zero" not in SURROGATES

@@ -4,8 +4,8 @@ Every training comparison in the book is run over several seeds; these turn the 
 into what a reader can trust, and :class:`snnlab.viz.findings.Findings` writes them
 (``Findings.estimate``, ``Findings.gap``).
 
-* :func:`mean_interval`: the mean of one setting's results and the half-width of its 95 %
-  Student-t interval (:class:`SeedMean`).
+* :func:`seed_summary` / :func:`mean_interval`: the mean of one setting's results and the
+  half-width of its Student-t interval (:class:`SeedSummary`; ``mean_interval`` is the 95 % one).
 * :func:`seed_gap`: ``mean(b) - mean(a)`` for two independent sets of runs, Welch's test.
 * :func:`paired_gap`: ``b - a`` when run ``i`` of both settings shares seed ``i`` (same
   initialisation and data order): the interval of the mean per-seed difference, which is
@@ -21,14 +21,14 @@ from typing import Sequence
 
 from snnlab.checks import check_in_range
 
-__all__ = ["SeedMean", "mean_interval", "SeedGap", "seed_gap", "paired_gap", "student_t_quantile"]
+__all__ = ["SeedSummary", "seed_summary", "SeedMean", "mean_interval", "SeedGap", "seed_gap", "paired_gap", "student_t_quantile"]
 
 
 def _values(name: str, values: Sequence[float]) -> list[float]:
     out = [float(v) for v in values]
     for v in out:
         if not math.isfinite(v):
-            raise ValueError(f"{name} must hold finite numbers, got {v}.")
+            raise ValueError(f"{name} must be a finite number, got {v}.")
     return out
 
 
@@ -38,15 +38,22 @@ def _mean_std(v: list[float]) -> tuple[float, float]:
 
 
 @dataclass(frozen=True)
-class SeedMean:
-    """One setting over seeds: ``mean ± half_width`` is its 95 % interval."""
+class SeedSummary:
+    """One setting over seeds: the mean of per-seed results and its confidence interval
+    ``mean ± half_width`` (two-sided Student t; it assumes the per-seed results are independent,
+    roughly normal draws)."""
 
+    values: tuple[float, ...]
     mean: float
     std: float
     """Sample standard deviation (ddof 1) over the seeds."""
-    n: int
     half_width: float
-    """``t(0.975, n - 1) · std / sqrt(n)``."""
+    """``t(1 - (1 - confidence)/2, n - 1) · std / sqrt(n)``."""
+    confidence: float = 0.95
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
 
     @property
     def low(self) -> float:
@@ -56,15 +63,31 @@ class SeedMean:
     def high(self) -> float:
         return self.mean + self.half_width
 
+    def format(self, scale: float = 1.0, digits: int = 1, unit: str = "") -> str:
+        """``"96.9 ± 1.3 %"``-style text: the mean and the interval's half width, times ``scale``."""
+        return (f"{scale * self.mean:.{digits}f} ± {scale * self.half_width:.{digits}f}{unit} "
+                f"({100 * self.confidence:g} % interval over {self.n} seeds)")
 
-def mean_interval(values: Sequence[float]) -> SeedMean:
+
+SeedMean = SeedSummary
+"""The name :func:`mean_interval` documents (the same class)."""
+
+
+def seed_summary(values: Sequence[float], confidence: float = 0.95) -> SeedSummary:
+    """Mean, sample standard deviation and the Student-t ``confidence`` interval of the mean of
+    ``values`` (one result per seed; at least two)."""
+    vals = tuple(_values("every result", values))
+    if len(vals) < 2:
+        raise ValueError(f"need results from at least two seeds to estimate a spread, got {len(vals)}.")
+    check_in_range("confidence", confidence, 0.0, 1.0, low_open=True, high_open=True)
+    m, s = _mean_std(list(vals))
+    half = student_t_quantile(1 - (1 - confidence) / 2, len(vals) - 1) * s / math.sqrt(len(vals)) if s > 0 else 0.0
+    return SeedSummary(vals, m, s, half, float(confidence))
+
+
+def mean_interval(values: Sequence[float]) -> SeedSummary:
     """The mean of ``values`` (one result per seed, at least two) and its 95 % Student-t interval."""
-    v = _values("values", values)
-    if len(v) < 2:
-        raise ValueError(f"an interval needs results from two or more seeds, got {len(v)}.")
-    m, s = _mean_std(v)
-    hw = student_t_quantile(0.975, len(v) - 1) * s / math.sqrt(len(v)) if s > 0 else 0.0
-    return SeedMean(m, s, len(v), hw)
+    return seed_summary(values, 0.95)
 
 
 def student_t_quantile(p: float, df: float) -> float:
