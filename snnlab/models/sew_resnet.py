@@ -133,7 +133,10 @@ class SpikingResNetLayout(nn.Module):
 
     def _stem(self, x: torch.Tensor) -> torch.Tensor:
         T = x.shape[0]
-        if T > 1 and bool((x[1:] == x[:1]).all()):
+        # (not while torch.compile traces: the test reads the data, which would break the graph; the
+        # compiled stem runs on all T copies, which gives the same output up to the rounding of BN's
+        # batch statistics in training mode)
+        if T > 1 and not torch.compiler.is_compiling() and bool((x[1:] == x[:1]).all()):
             # a static image repeated over T: conv-BN once, then repeat (the authors' code). Folding T
             # identical copies into BN's batch gives the same batch statistics, so the output is the same
             # (only the running variance's n/(n-1) correction uses B instead of T·B).

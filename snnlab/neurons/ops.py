@@ -10,6 +10,12 @@ returns the outputs over the sequence and the state after the last step. ``backe
 
 A kernel call covers the whole sequence: one forward pass over ``[T, N]``, one backward pass.
 
+``torch.compile``: while TorchDynamo traces, the kernels are called as the ``snnlab::`` operators of
+:mod:`snnlab.neurons.library` (fake implementations and registered autograd), so a compiled model
+keeps them as graph nodes, with no graph break, and Inductor fuses the layers around them. Eager
+calls launch the same kernels directly (:mod:`snnlab.neurons.launch`): an autograd function when a
+graph is recorded, the bare kernel otherwise; both paths give the same outputs bit for bit.
+
 NaN policy: non-finite input is rejected with a ``ValueError`` that says so, never propagated into
 the membrane state. The torch path checks the input before it runs (:func:`snnlab.checks.check_finite`);
 the kernels count non-finite potentials while they run (no second pass over memory) and the
@@ -22,17 +28,15 @@ into each step is detached, in both backends.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import torch
 
 from snnlab.checks import check_finite
-from snnlab.cpu_threads import numba_threads
-from snnlab.neurons import buffers
 from snnlab.neurons import kernels as K
+from snnlab.neurons import launch
+from snnlab.neurons import library  # noqa: F401  (registers the snnlab:: operators torch.compile calls)
 from snnlab.neurons.functional import NeuronParams, integrator_step, mlf_step, neuron_step
 from snnlab.surrogate import Surrogate
 
@@ -65,46 +69,19 @@ def use_kernel(x: torch.Tensor, backend: str) -> bool:
     raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(map(repr, BACKENDS))}.")
 
 
-def _raise_nonfinite(bad: int, what: str) -> None:
-    raise ValueError(
-        f"{what} contains non-finite value(s) (NaN or inf, or values so large the membrane potential "
-        f"overflowed) reaching {bad} neuron(s). snnlab rejects them rather than letting them spread "
-        f"through the membrane state; check the data or the layer that produced them."
-    )
-
-
-@contextmanager
-def _launch(n_neurons: int, work: int, max_block: int = K.BLOCK):
-    """Yield the block size for a kernel over ``n_neurons`` run on the thread count of
-    :func:`snnlab.cpu_threads.numba_threads` (one thread when ``work`` is small)."""
-    with numba_threads(work) as threads:
-        yield min(max_block, K.block_size(n_neurons, threads))
-
-
-def _mlf_backward_block(steps: int, levels: int) -> int:
-    # mlf_backward keeps a [T, K, block] scratch per block: hold it to about 1 MB (L2-sized)
-    return max(64, ((1 << 20) // (4 * steps * levels)) // 64 * 64)
-
-
-def _new(like: torch.Tensor) -> torch.Tensor:
-    """An uninitialised output shaped like ``like``, from the buffer pool (:mod:`snnlab.neurons.buffers`)."""
-    return buffers.empty(tuple(like.shape), like.dtype)
-
-
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().numpy()
-
-
-def _contig(t: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
-    """An incoming gradient as a contiguous array (zeros, pooled, when autograd passes None)."""
-    if t is None:
-        return _new(like).zero_()
-    return t.to(like.dtype).contiguous()
 
 
 def _needs_graph(*inputs) -> bool:
     """Whether autograd must record the call (grad mode on and some input requires a gradient)."""
     return torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad for t in inputs)
+
+
+def _compiling() -> bool:
+    """True while TorchDynamo traces: the kernels are then called as ``snnlab::`` operators
+    (:mod:`snnlab.neurons.library`), which it can put in a graph; eagerly they are launched directly."""
+    return torch.compiler.is_compiling()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,33 +96,15 @@ class _SpikingConfig:
     surrogate_spec: tuple[int, float, float]
     cut: bool
 
-    def vector(self, dtype, k: float) -> np.ndarray:
-        """The kernels' parameter vector (cached per parameters, dtype and k: the kernels only read it)."""
-        return _spiking_vector(self.params, self.surrogate_spec, np.dtype(dtype).str, float(k))
+    def vector(self, dtype: torch.dtype, k: float) -> np.ndarray:
+        """The kernels' parameter vector (memoised by :func:`snnlab.neurons.launch.spiking_vector`)."""
+        return launch.spiking_vector(dtype, self.params.v_threshold, self.params.leak_target, k, self.surrogate_spec)
 
-
-@lru_cache(maxsize=256)
-def _spiking_vector(p: NeuronParams, surrogate_spec, dtype: str, k: float) -> np.ndarray:
-    vector = K.param_vector(
-        np.dtype(dtype), v_threshold=p.v_threshold, v_reset=p.leak_target, k=k, leak=p.leak_target,
-        surrogate_spec=surrogate_spec,
-    )
-    return vector
-
-
-def _spiking_forward(x: torch.Tensor, v0: torch.Tensor, prm: np.ndarray, cfg: _SpikingConfig, store: bool):
-    """Run the forward kernel: ``(spikes, H or an empty tensor, V_last)``; raises on non-finite input."""
-    spikes = _new(x)
-    h = _new(x) if store else x.new_empty((0, 0))
-    v_last = _new(x[0])
-    with _launch(x.shape[1], x.numel()) as block:
-        bad = K.spiking_forward(
-            _np(x), _np(v0), prm, cfg.charge, not cfg.params.soft_reset,
-            _np(spikes), _np(h), _np(v_last), store, block,
-        )
-    if bad:
-        _raise_nonfinite(bad, "neuron input")
-    return spikes, h, v_last
+    def op_args(self) -> tuple:
+        """The parameters as the ``snnlab::spiking_forward`` operator takes them, after ``k``."""
+        p = self.params
+        return (self.charge, not p.soft_reset, float(p.v_threshold), p.leak_target, *self.surrogate_spec,
+                p.detach_reset, self.cut)
 
 
 class _SpikingFunction(torch.autograd.Function):
@@ -154,9 +113,9 @@ class _SpikingFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, v0, k, cfg: _SpikingConfig):  # type: ignore[override]
         k_value = float(k) if isinstance(k, torch.Tensor) else k
-        prm = cfg.vector(_np(x).dtype, k_value)
+        prm = cfg.vector(x.dtype, k_value)
         store = any(ctx.needs_input_grad[:3])
-        spikes, h, v_last = _spiking_forward(x, v0, prm, cfg, store)
+        spikes, h, v_last = launch.spiking_forward(x, v0, prm, cfg.charge, not cfg.params.soft_reset, store)
         plif = isinstance(k, torch.Tensor) and ctx.needs_input_grad[2]
         if store:
             # H, plus the initial potential only when PLIF's ∂H/∂k needs V[t-1] at t = 0
@@ -169,17 +128,10 @@ class _SpikingFunction(torch.autograd.Function):
     def backward(ctx, g_spikes, g_v_last):  # type: ignore[override]
         h, v0 = ctx.saved_tensors
         cfg = ctx.cfg
-        gs = _contig(g_spikes, h)
-        # no gradient for the final potential (the usual case): an empty vector, read as zeros
-        gvl = h.new_empty((0,)) if g_v_last is None else _contig(g_v_last, h[0])
-        gx = _new(h)
-        gv0 = _new(h[0])
-        with _launch(h.shape[1], h.numel()) as block:
-            dk = K.spiking_backward(
-                _np(gs), _np(gvl), _np(h), _np(v0) if v0 is not None else _np(gvl), ctx.prm,
-                cfg.charge, not cfg.params.soft_reset, cfg.params.detach_reset, cfg.cut,
-                _np(gx), _np(gv0), ctx.plif, block,
-            )
+        gx, gv0, dk = launch.spiking_backward(
+            g_spikes, g_v_last, h, v0, ctx.prm, cfg.charge, not cfg.params.soft_reset,
+            cfg.params.detach_reset, cfg.cut, ctx.plif,
+        )
         g_k = torch.tensor(dk, dtype=h.dtype) if ctx.plif else None
         return gx, (gv0 if ctx.needs_input_grad[1] else None), g_k, None
 
@@ -231,11 +183,17 @@ def spiking_multi_step(
     if isinstance(k, torch.Tensor):
         k = k.reshape(()).to(x2.dtype)
     cfg = _SpikingConfig(charge, params, surrogate.kernel_spec(), bool(cut_temporal_grad))
-    if _needs_graph(x2, v, k):
+    if _compiling():
+        k_tensor, k_float = (k, 0.0) if isinstance(k, torch.Tensor) else (None, float(k))
+        spikes, _, v_last = torch.ops.snnlab.spiking_forward(
+            x2, v, k_tensor, k_float, *cfg.op_args(), _needs_graph(x2, v, k_tensor),
+        )
+    elif _needs_graph(x2, v, k):
         spikes, v_last = _SpikingFunction.apply(x2, v, k, cfg)
     else:  # inference: the kernel alone, without autograd's bookkeeping
         k_value = float(k) if isinstance(k, torch.Tensor) else k
-        spikes, _, v_last = _spiking_forward(x2, v, cfg.vector(_np(x2).dtype, k_value), cfg, False)
+        spikes, _, v_last = launch.spiking_forward(x2, v, cfg.vector(x2.dtype, k_value), charge,
+                                                   not params.soft_reset, False)
     return spikes.reshape(x_seq.shape), v_last.reshape(x_seq.shape[1:])
 
 
@@ -253,12 +211,15 @@ class _MLFConfig:
     def thresholds(self, dtype) -> np.ndarray:
         return np.array([p.v_threshold for p in self.levels], dtype=dtype)
 
-    def vector(self, dtype) -> np.ndarray:
+    def vector(self, dtype: torch.dtype) -> np.ndarray:
         p = self.levels[0]
-        return K.param_vector(
-            dtype, v_threshold=p.v_threshold, v_reset=p.leak_target, k=1.0 / p.tau,
-            leak=p.leak_target, surrogate_spec=self.surrogate_spec,
-        )
+        return launch.spiking_vector(dtype, p.v_threshold, p.leak_target, 1.0 / p.tau, self.surrogate_spec)
+
+    def op_args(self) -> tuple:
+        """The parameters as the ``snnlab::mlf_forward`` operator takes them, after ``v0``."""
+        p = self.levels[0]
+        return ([float(q.v_threshold) for q in self.levels], 1.0 / p.tau, p.leak_target, *self.surrogate_spec,
+                p.detach_reset, self.cut)
 
 
 class _MLFFunction(torch.autograd.Function):
@@ -266,14 +227,8 @@ class _MLFFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, v0, cfg: _MLFConfig):  # type: ignore[override]
-        dtype = _np(x).dtype
-        th, prm = cfg.thresholds(dtype), cfg.vector(dtype)
-        out = _new(x)
-        v_last = buffers.empty((len(th), x.shape[1]), x.dtype)
-        with _launch(x.shape[1], x.numel() * len(th)) as block:
-            bad = K.mlf_forward(_np(x), _np(v0), th, prm, _np(out), _np(v_last), block)
-        if bad:
-            _raise_nonfinite(bad, "MLF input")
+        th, prm = cfg.thresholds(_np(x).dtype), cfg.vector(x.dtype)
+        out, v_last = launch.mlf_forward(x, v0, th, prm)
         if any(ctx.needs_input_grad[:2]):
             ctx.save_for_backward(x, v0)  # the K potentials are recomputed in the backward
         ctx.cfg, ctx.th, ctx.prm = cfg, th, prm
@@ -283,17 +238,8 @@ class _MLFFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_out, g_v_last):  # type: ignore[override]
         x, v0 = ctx.saved_tensors
-        cfg = ctx.cfg
-        g = _contig(g_out, x)
-        gx = _new(x)
-        gv0 = buffers.empty((len(ctx.th), x.shape[1]), x.dtype)
-        gvl = x.new_empty((len(ctx.th), 0)) if g_v_last is None else _contig(g_v_last, gv0)
-        T, Kl = x.shape[0], len(ctx.th)
-        with _launch(x.shape[1], x.numel() * Kl, _mlf_backward_block(T, Kl)) as block:
-            K.mlf_backward(
-                _np(g), _np(gvl), _np(x), _np(v0), ctx.th, ctx.prm,
-                cfg.levels[0].detach_reset, cfg.cut, _np(gx), _np(gv0), block,
-            )
+        gx, gv0 = launch.mlf_backward(g_out, g_v_last, x, v0, ctx.th, ctx.prm, ctx.cfg.levels[0].detach_reset,
+                                      ctx.cfg.cut)
         return gx, (gv0 if ctx.needs_input_grad[1] else None), None
 
 
@@ -329,7 +275,10 @@ def mlf_multi_step(
     if cut_temporal_grad:
         v = v.detach()
     cfg = _MLFConfig(tuple(levels), surrogate.kernel_spec(), bool(cut_temporal_grad))
-    out, v_last = _MLFFunction.apply(x2, v, cfg)
+    if _compiling():
+        out, v_last = torch.ops.snnlab.mlf_forward(x2, v, *cfg.op_args())
+    else:
+        out, v_last = _MLFFunction.apply(x2, v, cfg)
     return out.reshape(x_seq.shape), v_last.reshape(Kl, *x_seq.shape[1:])
 
 
@@ -338,33 +287,18 @@ def mlf_multi_step(
 # ---------------------------------------------------------------------------------------------
 
 
-def _integrator_forward(x: torch.Tensor, v0: torch.Tensor, d: np.ndarray) -> torch.Tensor:
-    """Run the integrator's forward kernel; raises on non-finite input."""
-    out = _new(x)
-    with _launch(x.shape[1], x.numel()) as block:
-        bad = K.integrator_forward(_np(x), _np(v0), d, _np(out), block)
-    if bad:
-        _raise_nonfinite(bad, "integrator input")
-    return out
-
-
 class _IntegratorFunction(torch.autograd.Function):
     """Numba ``V[t] = λ V[t-1] + X[t]`` over ``x[T, N]``: output ``V [T, N]``; keeps nothing."""
 
     @staticmethod
     def forward(ctx, x, v0, decay: float, cut: bool):  # type: ignore[override]
-        d = np.array([decay], dtype=_np(x).dtype)
-        out = _integrator_forward(x, v0, d)
-        ctx.d, ctx.cut, ctx.shape = d, cut, x.shape
+        out = launch.integrator_forward(x, v0, decay)
+        ctx.decay, ctx.cut = decay, cut
         return out
 
     @staticmethod
     def backward(ctx, g_out):  # type: ignore[override]
-        g = g_out.contiguous()
-        gx = _new(g)
-        gv0 = _new(g[0])
-        with _launch(g.shape[1], g.numel()) as block:
-            K.integrator_backward(_np(g), ctx.d, ctx.cut, _np(gx), _np(gv0), block)
+        gx, gv0 = launch.integrator_backward(g_out, ctx.decay, ctx.cut)
         return gx, (gv0 if ctx.needs_input_grad[1] else None), None, None
 
 
@@ -392,9 +326,10 @@ def integrator_multi_step(
     v = x2.new_empty((0,)) if v0 is None else v0.reshape(-1).to(x2.dtype).contiguous()
     if cut_temporal_grad:
         v = v.detach()
-    if _needs_graph(x2, v):
+    if _compiling():
+        out = torch.ops.snnlab.integrator_forward(x2, v, float(decay), bool(cut_temporal_grad))
+    elif _needs_graph(x2, v):
         out = _IntegratorFunction.apply(x2, v, float(decay), bool(cut_temporal_grad))
     else:  # inference: the kernel alone
-        out = _integrator_forward(x2, v, np.array([decay], dtype=_np(x2).dtype))
+        out = launch.integrator_forward(x2, v, float(decay))
     return out.reshape(x_seq.shape)
-
