@@ -2,6 +2,12 @@
 
 Each area of the package contributes its commands through a ``register(subparsers)`` function
 listed in ``COMMAND_MODULES``; the CLI calls the same functions the chapters call.
+
+Start-up is lazy: ``snnlab --help`` and ``snnlab --version`` import neither torch nor numba (about
+2 s on the development machine). A command module is cheap to import (argparse only at its top
+level) and registers its parser with ``populate=``: a function that adds the command's options
+(which may import the package to list its models or data sets) and runs only when that command
+is parsed or its help is printed (:class:`LazyParser`). Handlers import what they need when they run.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import json
 import sys
 from typing import Sequence
 
-__all__ = ["main", "build_parser", "COMMAND_MODULES", "print_json"]
+__all__ = ["main", "build_parser", "COMMAND_MODULES", "print_json", "LazyParser"]
 
 # Modules providing `register(subparsers)`; each adds one top-level command.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -24,6 +30,33 @@ COMMAND_MODULES: tuple[str, ...] = (
     "snnlab.inference.cli",
     "snnlab.training.cli",
 )
+
+
+class LazyParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose options are added by ``populate(parser)`` the first time it parses
+    or prints its help or usage: a sub-command's options (and the imports they need) cost nothing
+    until that sub-command is used. Sub-parsers made from it are lazy too (``populate=`` is optional)."""
+
+    def __init__(self, *args, populate=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._populate = populate
+
+    def _ensure_populated(self) -> None:
+        populate, self._populate = self._populate, None
+        if populate is not None:
+            populate(self)
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._ensure_populated()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self._ensure_populated()
+        return super().format_help()
+
+    def format_usage(self) -> str:
+        self._ensure_populated()
+        return super().format_usage()
 
 
 def print_json(result, output: str | None = None) -> None:
@@ -61,7 +94,7 @@ def _info(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     import snnlab
 
-    parser = argparse.ArgumentParser(
+    parser = LazyParser(
         prog="snnlab",
         description="snnlab: train, convert, run and measure spiking neural networks.",
     )

@@ -30,3 +30,92 @@ def test_no_command_prints_help_and_fails(capsys):
 def test_unknown_command_exits_with_usage_error():
     result = subprocess.run([str(SNNLAB), "frobnicate"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+# --- lazy start-up: `snnlab --help` must not pay for torch and Numba ----------------------------
+
+_HEAVY = ("torch", "numba", "numpy", "sklearn", "matplotlib")
+
+
+def _modules_after(code: str) -> set[str]:
+    """Top-level module names imported by ``code`` in a fresh interpreter."""
+    probe = code + "\nimport sys, json\nprint(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return set(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def test_help_and_version_import_neither_torch_nor_numba():
+    help_all = ("from snnlab.cli import build_parser, COMMAND_MODULES\n"
+                "import contextlib, io\n"
+                "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+                "    build_parser().format_help()\n"
+                "    try:\n"
+                "        build_parser().parse_args(['--version'])\n"
+                "    except SystemExit:\n"
+                "        pass\n")
+    loaded = _modules_after(help_all)
+    assert "snnlab" in loaded
+    assert not loaded & set(_HEAVY), sorted(loaded & set(_HEAVY))
+
+
+def test_a_command_loads_what_it_needs_only_when_parsed():
+    # `snnlab bench --help` lists the benchmarks without importing them (their docstrings are read
+    # from source); parsing `snnlab bench neurons` adds its options, which imports that module
+    listing = _modules_after("from snnlab.cli import build_parser\n"
+                             "p = build_parser()\n"
+                             "p._subparsers._group_actions[0].choices['bench'].format_help()\n")
+    assert not listing & set(_HEAVY)
+    parsed = _modules_after("from snnlab.cli import build_parser\n"
+                            "args = build_parser().parse_args(['bench', 'neurons', '--quick'])\n"
+                            "assert args.quick and args.benchmark == 'neurons'\n")
+    assert "torch" in parsed
+
+
+def test_bench_help_lists_every_benchmark_with_its_summary():
+    from snnlab.bench import BENCHMARKS
+    from snnlab.bench.cli import summary
+
+    result = subprocess.run([str(SNNLAB), "bench", "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    for name, module in BENCHMARKS.items():
+        assert name in text
+        first = summary(module)
+        assert first and first.split()[0] in text
+    assert summary("snnlab.bench.neurons").startswith("Neuron kernels against SpikingJelly")
+
+
+def test_lazy_parser_populates_once_on_parse_and_on_help():
+    from snnlab.cli import LazyParser
+
+    calls = []
+
+    def populate(parser):
+        calls.append(1)
+        parser.add_argument("--size", type=int, default=3)
+
+    p = LazyParser(prog="x", populate=populate)
+    assert calls == []
+    assert "--size" in p.format_help()
+    assert p.parse_args(["--size", "5"]).size == 5
+    assert calls == [1]
+
+
+def test_package_names_still_resolve_lazily():
+    loaded = _modules_after("import snnlab.training, snnlab.hardware, snnlab.data\n")
+    assert "torch" not in loaded  # importing the packages is free ...
+    from snnlab.data import DATASETS, load_dataset  # ... and their names still work
+    from snnlab.hardware import simulate
+    from snnlab.training import BPTT, train
+
+    assert "digits" in DATASETS and callable(load_dataset) and callable(simulate) and callable(train)
+    assert BPTT.__module__ == "snnlab.training.methods"
+    import snnlab.training
+
+    try:
+        snnlab.training.no_such_name
+    except AttributeError as error:
+        assert "no_such_name" in str(error)
+    else:  # pragma: no cover
+        raise AssertionError("an unknown name must raise AttributeError")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
+import importlib.util
 import os
 import platform
 import sys
@@ -12,7 +14,7 @@ import time
 from snnlab.bench import BENCHMARKS
 from snnlab.cli import print_json
 
-__all__ = ["register", "machine_info"]
+__all__ = ["register", "machine_info", "summary"]
 
 
 def machine_info() -> dict:
@@ -48,17 +50,37 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "bench", help="run a speed/memory benchmark and print JSON (ratios against baselines)"
-    )
+def summary(module_name: str) -> str:
+    """The first line of a module's docstring, read from its source without importing it (a
+    benchmark module imports torch; listing the benchmarks must not)."""
+    spec = importlib.util.find_spec(module_name)
+    if spec is None or not spec.origin:
+        return ""
+    with open(spec.origin, encoding="utf-8") as fh:
+        doc = ast.get_docstring(ast.parse(fh.read())) or ""
+    paragraph = " ".join(doc.strip().split("\n\n")[0].split())
+    return paragraph.split(". ")[0].rstrip(".") + "." if paragraph else ""
+
+
+def _benchmark_options(name: str):
+    def populate(parser: argparse.ArgumentParser) -> None:
+        importlib.import_module(BENCHMARKS[name]).add_arguments(parser)
+        parser.add_argument("--output", help="also write the JSON to this file")
+    return populate
+
+
+def _add_benchmarks(parser: argparse.ArgumentParser) -> None:
     bench_sub = parser.add_subparsers(dest="benchmark", metavar="<benchmark>", required=True)
     for name in sorted(BENCHMARKS):
-        module = importlib.import_module(BENCHMARKS[name])
-        p = bench_sub.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0])
-        module.add_arguments(p)
-        p.add_argument("--output", help="also write the JSON to this file")
+        p = bench_sub.add_parser(name, help=summary(BENCHMARKS[name]), populate=_benchmark_options(name))
         p.set_defaults(func=_run)
     all_p = bench_sub.add_parser("all", help="run every benchmark with default settings")
     all_p.add_argument("--output", help="also write the JSON to this file")
     all_p.set_defaults(func=_run)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    subparsers.add_parser(
+        "bench", help="run a speed/memory benchmark and print JSON (ratios against baselines)",
+        populate=_add_benchmarks,
+    )

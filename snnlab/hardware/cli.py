@@ -84,12 +84,16 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "simulate", help="run a data set through the simulated ATSN accelerator (JSON: cycles, FPS, energy)",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, populate=_add_arguments)
+    p.set_defaults(func=_simulate)
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
     from snnlab.hardware.config import DESIGNS
     from snnlab.hardware.energy import ENERGY_TABLES
 
-    p = subparsers.add_parser(
-        "simulate", help="run a data set through the simulated ATSN accelerator (JSON: cycles, FPS, energy)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("network")
     g.add_argument("--model", help="an ATSN network saved with snnlab.models.atsn_vgg.save_atsn_vgg; "
                                    "without it a small one is trained first (see --epochs)")
@@ -113,4 +117,3 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="per-operation energy table for 'energy_per_inference' (joules always use 45nm)")
     p.add_argument("--per-layer", action="store_true", help="also print the per-layer breakdown")
     p.add_argument("--output", help="also write the JSON to this file")
-    p.set_defaults(func=_simulate)

@@ -2,50 +2,26 @@
 
 A chapter calls :func:`train` (what ``snnlab train`` runs) or, step by step,
 ``build_method(...).train_step(model, inputs, target, build_loss(...), optimizer)``.
+
+The names below load their modules on first use (:func:`snnlab.lazy.lazy_exports`), so importing
+the package (and its ``cli`` module, for ``snnlab --help``) does not import torch or Numba.
 """
 
-from snnlab.training.inputs import time_major
-from snnlab.training.losses import LOSSES, SequenceLoss, build_loss, importance_weights
-from snnlab.training.methods import (
-    BPTT,
-    METHODS,
-    OTTT,
-    SLTT,
-    MixedPrecision,
-    StepResult,
-    TrainingMethod,
-    build_method,
-    compute_gradients,
-)
-from snnlab.training.state import reset_model, set_temporal_cut
-from snnlab.training.traces import attach_traces, detach_traces, traced_layers
+from snnlab.lazy import lazy_exports
 
-__all__ = [
-    "time_major",
-    "LOSSES",
-    "SequenceLoss",
-    "build_loss",
-    "importance_weights",
-    "METHODS",
-    "BPTT",
-    "SLTT",
-    "OTTT",
-    "StepResult",
-    "MixedPrecision",
-    "TrainingMethod",
-    "build_method",
-    "compute_gradients",
-    "reset_model",
-    "set_temporal_cut",
-    "attach_traces",
-    "detach_traces",
-    "traced_layers",
-]
+_EXPORTS = {
+    **dict.fromkeys(("time_major",), "snnlab.training.inputs"),
+    **dict.fromkeys(("LOSSES", "SequenceLoss", "build_loss", "importance_weights"), "snnlab.training.losses"),
+    **dict.fromkeys((
+        "BPTT", "METHODS", "OTTT", "SLTT", "MixedPrecision", "StepResult", "TrainingMethod", "build_method",
+        "compute_gradients"
+    ), "snnlab.training.methods"),
+    **dict.fromkeys(("reset_model", "set_temporal_cut"), "snnlab.training.state"),
+    **dict.fromkeys(("attach_traces", "detach_traces", "traced_layers"), "snnlab.training.traces"),
+    **dict.fromkeys(("TrainConfig", "TrainResult", "evaluate", "train"), "snnlab.training.loop"),
+    **dict.fromkeys(("launch_local",), "snnlab.training.ddp"),
+}
 
-from snnlab.training.loop import TrainConfig, TrainResult, evaluate, train  # noqa: E402
+__all__ = list(_EXPORTS)
 
-__all__ += ["TrainConfig", "TrainResult", "evaluate", "train"]
-
-from snnlab.training.ddp import launch_local  # noqa: E402
-
-__all__ += ["launch_local"]
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -134,7 +134,6 @@ def _run(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train", help="train a spiking network (BPTT, SLTT, OTTT); resumable, DDP under torchrun",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, populate=_add_arguments,
     )
-    _add_arguments(parser)
     parser.set_defaults(func=_run)
