@@ -14,6 +14,7 @@ operator                                  what it runs
 ``snnlab::spiking_forward`` / ``_backward``  IF, LIF (both charges) and PLIF (learned ``k = 1/τ``)
 ``snnlab::mlf_forward`` / ``_backward``      MLF's K levels
 ``snnlab::integrator_forward`` / ``_backward``  the non-spiking integrator
+``snnlab::check_finite``                  the NaN check of the pure-torch path (any device)
 ========================================  =====================================================
 
 Why eager code does not go through them: a Python custom operator costs the dispatcher's Python
@@ -36,9 +37,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from snnlab.checks import check_finite as _check_finite
 from snnlab.neurons import launch
 
 __all__ = [
+    "check_finite",
     "spiking_forward",
     "spiking_backward",
     "mlf_forward",
@@ -218,3 +221,23 @@ def _integrator_grad(ctx, g_out):
 
 
 integrator_forward.register_autograd(_integrator_grad, setup_context=_integrator_setup)
+
+
+# ---------------------------------------------------------------------------------------------
+# The NaN check of the pure-torch reference path
+# ---------------------------------------------------------------------------------------------
+
+
+@torch.library.custom_op("snnlab::check_finite", mutates_args=())
+def check_finite(x: Tensor, what: str) -> Tensor:
+    """:func:`snnlab.checks.check_finite` as an operator: raises its ``ValueError`` on non-finite
+    ``x``, else returns a 0-d zero of ``x``'s dtype. The torch path adds that zero to the neuron state
+    while compiling, which keeps the check in the graph (an unused result would be dropped) and
+    orders it before the state is computed; eagerly it calls the function itself. Any device."""
+    _check_finite(what, x)
+    return x.new_zeros(())
+
+
+@check_finite.register_fake
+def _(x, what):
+    return x.new_empty(())

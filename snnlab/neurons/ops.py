@@ -84,6 +84,16 @@ def _compiling() -> bool:
     return torch.compiler.is_compiling()
 
 
+def _checked(what: str, x_seq: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """The torch path's NaN check of ``x_seq`` (raises ``ValueError``), returning the state ``v``.
+    While compiling, the check is the ``snnlab::check_finite`` operator, whose zero is added to ``v``
+    so the graph keeps it and runs it first (a data-dependent ``if`` would break the graph)."""
+    if _compiling():
+        return v + torch.ops.snnlab.check_finite(x_seq, what)
+    check_finite(what, x_seq)
+    return v
+
+
 # ---------------------------------------------------------------------------------------------
 # IF / LIF / PLIF
 # ---------------------------------------------------------------------------------------------
@@ -164,8 +174,8 @@ def spiking_multi_step(
     """
     charge = _charge_code(kind, params)
     if not use_kernel(x_seq, backend):
-        check_finite("neuron input", x_seq)
         v = torch.full_like(x_seq[0], params.leak_target) if v0 is None else v0
+        v = _checked("neuron input", x_seq, v)
         spikes = []
         for x in x_seq:
             if cut_temporal_grad:
@@ -259,10 +269,9 @@ def mlf_multi_step(
     """
     Kl = len(levels)
     if not use_kernel(x_seq, backend):
-        check_finite("MLF input", x_seq)
         if v0 is None:
             v0 = x_seq.new_full((Kl, *x_seq.shape[1:]), levels[0].leak_target)
-        v, outs = v0, []
+        v, outs = _checked("MLF input", x_seq, v0), []
         for x in x_seq:
             if cut_temporal_grad:
                 v = v.detach()
@@ -312,8 +321,7 @@ def integrator_multi_step(
 ) -> torch.Tensor:
     """Non-spiking integrator over ``x_seq`` ``[T, ...]`` from ``v0`` (None: 0): returns ``V [T, ...]``."""
     if not use_kernel(x_seq, backend):
-        check_finite("integrator input", x_seq)
-        v = torch.zeros_like(x_seq[0]) if v0 is None else v0
+        v = _checked("integrator input", x_seq, torch.zeros_like(x_seq[0]) if v0 is None else v0)
         outs = []
         for x in x_seq:
             if cut_temporal_grad:
