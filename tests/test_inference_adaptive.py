@@ -219,7 +219,8 @@ def test_compare_wallclock(batch):
     names = ("fixed", "fixed_stepwise", "adaptive")
     for batch_size in (None, 7):
         timing = compare_wallclock(net, batch, rule, T=4, repeats=2, batch_size=batch_size)
-        assert set(timing) == {*names, *(n + "_cpu" for n in names), "adaptive_network", "sample_steps", "batch_size"}
+        assert set(timing) == {*names, *(n + "_cpu" for n in names), "adaptive_network", "sample_steps", "batch_size",
+                               "network_calls", "fixed_stepwise_calls"}
         assert timing["batch_size"] == (40 if batch_size is None else 7)
         assert all(timing[k] > 0 for k in names)
         assert all(timing[k + "_cpu"] >= 0 for k in names)
@@ -381,3 +382,134 @@ def test_runs_leave_every_state_reset_as_reset_model_does(batch):
         run()
         assert all(m.v is None for m in net.modules() if isinstance(m, StatefulNode))
         assert marker.trace is None and marker.calls == 0
+
+
+# --- the fused exit step and batch slots ----------------------------------------------------------
+
+
+def _spread_rule(net, x, reads="step", predict="cumulative"):
+    out, _ = fixed_inference(net, x, T=4)
+    level = float(confidence_scores(out, reads)[:3].median())   # a score itself: ties are exercised
+    return ConfidenceExit(level, 1.0, reads=reads, predict=predict), out
+
+
+@pytest.mark.parametrize("reads,predict", [("step", "cumulative"), ("cumulative", "cumulative"),
+                                           ("step", "step"), ("cumulative", "step")])
+@pytest.mark.parametrize("batch_size", [None, 7, 100])  # batch_size=1: the refill test below
+def test_fused_exit_decides_as_the_offline_rule(batch, reads, predict, batch_size):
+    from snnlab.inference.adaptive import _fused_rule
+
+    net = _net()
+    rule, full = _spread_rule(net, batch, reads, predict)
+    assert _fused_rule(rule)
+    offline = rule(full)
+    result = adaptive_inference(net, batch, rule, T=4, batch_size=batch_size)
+    assert torch.equal(result.steps, offline.steps)
+    assert torch.equal(result.predictions, offline.predictions)
+    assert len(set(result.steps.tolist())) >= 2
+    # every sample was computed exactly at its steps 1..exit, and the outputs there are the full run's
+    computed = ~torch.isnan(result.outputs).any(-1)                       # [T, B]
+    assert torch.equal(computed, torch.arange(1, 5)[:, None] <= result.steps[None])
+    assert torch.allclose(result.outputs[computed], full[computed], atol=1e-5)
+    assert sum(result.active) == int(offline.steps.sum())               # sample-steps computed
+    slots = min(batch_size or 40, 40)
+    assert max(result.active) <= slots
+
+
+def test_batch_slots_refill_and_need_fewer_calls(batch):
+    net = _net()
+    rule, full = _spread_rule(net, batch)
+    offline = rule(full)
+    one_at_a_time = adaptive_inference(net, batch, rule, T=4, batch_size=1)
+    # one slot: each call computes one sample at one of its steps, so the calls are the sample-steps
+    assert one_at_a_time.active == [1] * int(offline.steps.sum())
+    assert torch.equal(one_at_a_time.steps, offline.steps)
+    assert torch.equal(one_at_a_time.predictions, offline.predictions)
+    slots = adaptive_inference(net, batch, rule, T=4, batch_size=8)
+    # slots stay full while samples wait; the calls follow the sample-steps, not T per batch of 8
+    waiting_phase = slots.active[: len(slots.active) // 2]
+    assert all(n == 8 for n in waiting_phase)
+    assert len(slots.active) < 4 * 5
+    assert len(slots.active) >= -(-int(offline.steps.sum()) // 8)
+
+
+def test_fused_exit_matches_the_per_step_form_on_events():
+    # event input [B, T', ...]: each row reads its own frame t, also after joining the batch late
+    from snnlab.inference.adaptive import _online_inference
+    from snnlab.neurons import StatefulNode
+
+    net = _net()
+    g = torch.Generator().manual_seed(5)
+    frames = torch.rand(30, 4, 1, 8, 8, generator=g) * 3
+    full, _ = fixed_inference(net, frames, T=4, kind="events")
+    level = float(confidence_scores(full, "step")[:3].median())
+    rule = ConfidenceExit(level, 1.0)
+    offline = rule(full)
+    nodes = [m for m in net.modules() if isinstance(m, StatefulNode)]
+    generic = _online_inference(net, frames, rule, 4, "events", nodes)
+    reset_model(net)
+    for batch_size in (None, 4):
+        fused = adaptive_inference(net, frames, rule, T=4, kind="events", batch_size=batch_size)
+        assert torch.equal(fused.steps, offline.steps) and torch.equal(fused.steps, generic.steps)
+        assert torch.equal(fused.predictions, offline.predictions)
+
+
+def test_other_rules_run_in_batches(batch):
+    net = _net("linear")
+    full, _ = fixed_inference(net, batch, T=4)
+    rule = EntropyExit(0.5)
+    offline = rule(full)
+    result = adaptive_inference(net, batch, rule, T=4, batch_size=16)
+    assert torch.equal(result.steps, offline.steps) and torch.equal(result.predictions, offline.predictions)
+    assert max(result.active) <= 16 and sum(result.active) == int(offline.steps.sum())
+    hardware = ConfidenceExit(0.9, 0.99, hardware=True)     # the division-free form: its own per-step form
+    assert torch.equal(adaptive_inference(net, batch, hardware, T=4, batch_size=16).steps, hardware(full).steps)
+
+
+def test_fused_exit_rejects_non_finite_outputs_and_bad_batch_size(batch):
+    net = _net()
+    rule, _ = _spread_rule(net, batch)
+    with pytest.raises(ValueError, match="batch_size"):
+        adaptive_inference(net, batch, rule, T=4, batch_size=0)
+
+    class Broken(nn.Module):
+        def forward(self, x):
+            out = torch.zeros(x.shape[0], x.shape[1], 3)
+            out[:, 0, 1] = float("nan")
+            return out
+
+    with pytest.raises(ValueError, match="non-finite|NaN"):
+        adaptive_inference(Broken(), batch, rule, T=4)
+
+
+def test_exit_kernel_against_a_hand_example():
+    # three samples, T = 3, C = 2, the step reading; sample 1 passes at step 1, sample 0 at step 2,
+    # sample 2 never (it stops at T); predictions read the mean softmax y_t
+    import numpy as np
+
+    from snnlab.inference.exit_kernel import confidence_exit_step
+
+    levels = np.array([0.8, 0.8, 0.8])
+    steps, predictions = np.full(3, 3), np.zeros(3, dtype=np.int64)
+    total = np.zeros((3, 2))
+    alive, tstep, keep = np.arange(3), np.zeros(3, dtype=np.int64), np.empty(3, dtype=np.int64)
+    outputs = np.full((3, 3, 2), np.nan, dtype=np.float32)
+    p1 = np.array([[0.6, 0.4], [0.1, 0.9], [0.5, 0.5]])
+    n = confidence_exit_step(p1.astype(np.float32), p1, total, alive, tstep, levels, outputs, steps, predictions,
+                             keep, False, True)
+    assert n == 2 and list(keep[:2]) == [0, 2] and list(alive[:2]) == [0, 2] and list(tstep[:2]) == [1, 1]
+    assert steps[1] == 1 and predictions[1] == 1
+    p2 = np.array([[0.15, 0.85], [0.55, 0.45]])
+    n = confidence_exit_step(p2.astype(np.float32), p2, total, alive, tstep, levels, outputs, steps, predictions,
+                             keep, False, True)
+    # sample 0: y_2 = (0.6 + 0.15, 0.4 + 0.85) / 2 = (0.375, 0.625) -> class 1
+    assert n == 1 and steps[0] == 2 and predictions[0] == 1 and alive[0] == 2
+    p3 = np.array([[0.5, 0.5]])
+    assert confidence_exit_step(p3.astype(np.float32), p3, total, alive, tstep, levels, outputs, steps,
+                                predictions, keep, False, True) == 0
+    # sample 2: y_3 = (1.55, 1.45) / 3 -> class 0; it ran all T steps
+    assert steps[2] == 3 and predictions[2] == 0
+    assert np.isnan(outputs[1:, 1]).all() and np.isnan(outputs[2:, 0]).all() and not np.isnan(outputs[:, 2]).any()
+    bad = np.array([[np.nan, 0.0]], dtype=np.float32)
+    assert confidence_exit_step(bad, p3, total, alive, tstep, levels, outputs, steps, predictions, keep,
+                                False, True) == -1
