@@ -1,465 +1,64 @@
-"""Neuron kernels against SpikingJelly, snnTorch and Norse on CPU: one LIF layer, and Linear + LIF.
+"""Neuron kernels against SpikingJelly, snnTorch and Norse on CPU, eager and compiled, each in its own process.
 
-Three workloads, every library running the same neuron (see :data:`DYNAMICS`):
+Workloads, every library running the same neuron (:data:`snnlab.bench.peers.DYNAMICS`):
 
-* (a) one LIF layer, T = 8 steps, N = 2^20 neurons: forward (inference, no graph) and
-  forward + backward (training: the graph is built, then ``out.backward(g)`` with a fixed ``g``);
-* (b) the Open Neuromorphic SNN-library benchmark brought to CPU: ``Linear(n, n)`` then LIF,
-  batch 16, T = 500, n in {512, 1024, 2048}: forward time, backward time, the bytes autograd keeps
-  for the backward and the peak resident memory of one forward + backward (in a fresh process).
-  Every library gets the same Linear applied to the whole ``[T, B, n]`` sequence at once (one
-  matrix product, identical for all), so the difference is the neuron; the Linear alone is timed
-  too (``linear_only``), to show how much of each phase every library shares;
-* (c) snnlab alone: the LIF forward + backward at growing sizes on one thread and on the whole
-  thread team, to find where the team starts to pay (:data:`snnlab.cpu_threads.PARALLEL_MIN_WORK`).
+* (a) one LIF layer, T = 8 steps, N = 2^20 neurons: forward (inference, no graph) and forward +
+  backward (``out.backward(g)`` with a fixed ``g``), next to a copy roofline (torch's parallel copy
+  of the bytes the kernels must read and write);
+* (b) ``Linear(n, n)`` then LIF, batch 16, T = 500, n in {512, 1024, 2048} (the Open Neuromorphic
+  benchmark brought to CPU): forward, backward, the bytes autograd keeps, peak resident memory;
+  the Linear alone is timed too (``linear-only``): it is the same for every library;
+* (c) snnlab alone: where its thread team starts to pay (:data:`snnlab.cpu_threads.PARALLEL_MIN_WORK`);
+* (d) a whole training step (forward, cross-entropy, backward, SGD) of one convolutional SNN
+  (:class:`snnlab.bench.peers.ConvSpec`: conv-BN-LIF-maxpool x4 and a linear readout on emulated
+  event frames 2x32x32, T = 8, batch 32) built in snnlab, SpikingJelly and snnTorch from the same
+  weights; the first step's outputs are compared, and the profiler splits each step into
+  convolution, batch norm, neuron and the rest (:func:`snnlab.bench.measure.profile_split`).
 
-Baselines, measured in the same run: snnlab's own pure-torch path (``backend="torch"``),
-SpikingJelly, snnTorch and Norse when installed (``pip install -e ".[bench]"``; a missing one is
-reported as skipped, with the reason), and a roofline: the time to copy, with torch's parallel
-copy, as many bytes as the kernels must read and write (workload a). Ratios are
-``baseline time / snnlab time`` (above 1: snnlab is faster) and ``snnlab time / roofline time``.
-Times are the minimum over ``--repeats`` runs after ``--warmup`` runs (the median is reported
-too). ``--order blocks`` (default) runs each library's repeats back to back, the steady state of a
-loop that runs one library only, as a user runs it; ``--order rounds`` times the libraries (and the
-roofline copy) in turn, round after round, so a change in the machine's load reaches all of them
-alike (for a busy machine). The two
-differ on the development machine, for reasons measured there (workload a, page faults counted
-with getrusage): in rounds, the baselines' fresh tensors reuse heap memory the other libraries
-just freed (SpikingJelly: 0-25k page faults per call instead of about 30k in blocks, 34-38 ms
-instead of 66-75 ms), while snnlab (no page faults in either order: its buffers are pooled) no
-longer finds its 32 MB buffers in the L3 cache (6.3-7.3 ms in blocks, 9.8-10.5 ms in rounds).
-Neither order is the whole truth for one layer; workload b, where a Linear runs between the
-neuron calls, is the closer model of a network. Report both. The load average at the
-start and the end is recorded, as other work skews absolute times.
+**Method.** Every (workload, library, eager or ``torch.compile``) runs in a fresh Python process
+(:mod:`snnlab.bench.measure`) with ``--threads`` torch and Numba threads (default 2), repeated
+``--rounds`` times (default 2); ``--order rounds`` (default) starts the processes configuration by
+configuration, round after round, so load drift reaches all alike; ``blocks`` runs each
+configuration's processes back to back. A configuration's figure is the median over its processes
+of each process's minimum over ``--repeats`` timed calls (after ``--warmup`` calls; the first call,
+with compilation, is reported on its own). Ratios compare figures from the same run.
 
-``--allocator reuse`` sets glibc's ``M_MMAP_THRESHOLD`` / ``M_TRIM_THRESHOLD`` (for every library
-in the run) so freed large tensors are reused instead of returned to the kernel: with the default
-allocator a fresh ``[T, N]`` tensor of 32 MB is mapped anew on every call and the page faults of its
-first touch can cost more than the kernel that writes it. The JSON says which allocator was used.
+**Targets** (issue 20), as ratios to the best peer (SpikingJelly, snnTorch, Norse; eager or
+compiled, whichever is faster) against snnlab's best configuration (eager or compiled; the eager
+ratio is given too): (a) forward + backward at least 2.5x and within 2x of the copy roofline; (b) at
+least 1.5x for forward + backward and for forward alone, at every n; (d) at least 1.5x for the
+training step. Each is marked met or missed; for a missed one ``where_the_time_goes`` says where.
+
+**The one-process check.** The benchmark used to time every library in one process. That is
+measured too (workload a, eager, in both orders), and each library's one-process time is compared
+with its own-process figure (``one_process_check``).
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
-import gc
-import importlib.metadata
 import json
 import os
-import resource
+import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from pathlib import Path
 
-import torch
+from snnlab.bench.peers import CONFIGS, DYNAMICS, LIBRARIES, MAPPINGS, PEERS, availability, config_name
 
-__all__ = ["DYNAMICS", "LIBRARIES", "add_arguments", "run", "build_neuron", "peak_rss_of_training_step"]
-
-DYNAMICS = {
-    "equations": "H[t] = V[t-1] - V[t-1]/tau + X[t]; S[t] = Θ(H[t] - V_th); V[t] = H[t]·(1 - S[t]) + V_reset·S[t]",
-    "tau": 2.0,
-    "decay": 0.5,
-    "decay_input": False,
-    "v_threshold": 1.0,
-    "v_reset": 0.0,
-    "detach_reset": True,
-    "surrogate": "ArcTan, alpha = 2 (SEW ResNet)",
-    "source": "LIF of OTTT eq. (2) with a hard reset; snnTorch's Leaky(reset_mechanism='zero')",
-}
-
-MAPPINGS = {
-    "snnlab": "snnlab.neurons.LIFNode(tau=2, decay_input=False, v_reset=0, detach_reset=True, "
-    "surrogate=ArcTan(2), step_mode='m'): Numba kernels, one call per sequence.",
-    "snnlab-torch": "the same LIFNode with backend='torch': snnlab's pure-torch reference, a Python "
-    "loop over T.",
-    "spikingjelly": "spikingjelly.activation_based.neuron.LIFNode(tau=2., decay_input=False, v_threshold=1., "
-    "v_reset=0., surrogate_function=surrogate.ATan(alpha=2.), detach_reset=True, step_mode='m'): "
-    "its CPU multi-step path (a torch loop with a hand-written backward). Same dynamics and surrogate.",
-    "snntorch": "snntorch.Leaky(beta=0.5, threshold=1., spike_grad=surrogate.atan(alpha=2.), "
-    "reset_mechanism='zero') called once per step in a Python loop (its usual use): U[t] = "
-    "beta·(1 - S[t-1])·U[t-1] + X[t], reset detached: the same dynamics and surrogate (it fires on "
-    "U > V_th, snnlab on U >= V_th; equal on continuous input).",
-    "norse": "norse.torch.LIFBoxCell (a LIF without synaptic current) in a Python loop, with "
-    "dt·tau_mem_inv = 0.5, v_leak = v_reset = 0, v_th = 1 and the input scaled by 2 (Norse decays "
-    "the input: v + 0.5·(2x - v) = 0.5·v + x; the scaling is timed). Differences: Norse's reset is "
-    "not detached (its backward carries the reset term) and it has no ArcTan surrogate: SuperSpike "
-    "(method='super', alpha=2) is used, which costs the same kind of arithmetic.",
-}
-
-LIBRARIES = ("snnlab", "snnlab-torch", "spikingjelly", "snntorch", "norse")
-_PACKAGES = {"spikingjelly": "spikingjelly", "snntorch": "snntorch", "norse": "norse"}
-
-
-# ------------------------------------------------------------------------------------------------
-# the neuron of each library
-# ------------------------------------------------------------------------------------------------
-
-
-def _availability(lib: str) -> dict:
-    if lib in ("snnlab", "snnlab-torch"):
-        return {"available": True, "version": importlib.metadata.version("snnlab")}
-    try:
-        version = importlib.metadata.version(_PACKAGES[lib])
-        importlib.import_module(_PACKAGES[lib])
-    except Exception as exc:  # not installed, or broken: report why, skip it
-        return {
-            "available": False,
-            "reason": f"{type(exc).__name__}: {exc}. Install the benchmark extra: pip install -e \".[bench]\"",
-        }
-    return {"available": True, "version": version}
-
-
-def _from_fresh_state(module: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``x_seq -> module(x_seq)`` after ``module.reset()`` (a multi-step neuron with a reset method)."""
-
-    def run(x: torch.Tensor) -> torch.Tensor:
-        module.reset()
-        return module(x)
-
-    return run
-
-
-def build_neuron(lib: str) -> Callable[[torch.Tensor], torch.Tensor]:
-    """A function ``x_seq [T, ...] -> spikes [T, ...]`` running ``lib``'s LIF from a fresh state."""
-    if lib in ("snnlab", "snnlab-torch"):
-        from snnlab.neurons import LIFNode
-        from snnlab.surrogate import ArcTan
-
-        node = LIFNode(
-            tau=2.0, decay_input=False, v_threshold=1.0, v_reset=0.0, detach_reset=True,
-            surrogate=ArcTan(2.0), step_mode="m", backend="auto" if lib == "snnlab" else "torch",
-        )
-
-        return _from_fresh_state(node)
-    if lib == "spikingjelly":
-        from spikingjelly.activation_based import neuron, surrogate
-
-        sj = neuron.LIFNode(
-            tau=2.0, decay_input=False, v_threshold=1.0, v_reset=0.0,
-            surrogate_function=surrogate.ATan(alpha=2.0), detach_reset=True, step_mode="m",
-        )
-
-        return _from_fresh_state(sj)
-    if lib == "snntorch":
-        import snntorch
-        from snntorch import surrogate as snn_surrogate
-
-        leaky = snntorch.Leaky(
-            beta=0.5, threshold=1.0, spike_grad=snn_surrogate.atan(alpha=2.0), reset_mechanism="zero"
-        )
-
-        def run(x: torch.Tensor) -> torch.Tensor:
-            mem = torch.zeros_like(x[0])
-            spikes = []
-            for t in range(x.shape[0]):
-                spk, mem = leaky(x[t], mem)
-                spikes.append(spk)
-            return torch.stack(spikes)
-
-        return run
-    if lib == "norse":
-        from norse.torch import LIFBoxCell, LIFBoxParameters
-
-        dt = 1e-3
-        params = LIFBoxParameters(
-            tau_mem_inv=torch.as_tensor(0.5 / dt), v_leak=torch.as_tensor(0.0), v_th=torch.as_tensor(1.0),
-            v_reset=torch.as_tensor(0.0), method="super", alpha=torch.as_tensor(2.0),
-        )
-        cell = LIFBoxCell(params, dt=dt)
-
-        def run(x: torch.Tensor) -> torch.Tensor:
-            x2 = x * 2.0
-            state = None
-            spikes = []
-            for t in range(x2.shape[0]):
-                z, state = cell(x2[t], state)
-                spikes.append(z)
-            return torch.stack(spikes)
-
-        return run
-    raise ValueError(f"unknown library {lib!r}; valid: {', '.join(LIBRARIES)}.")
-
-
-# ------------------------------------------------------------------------------------------------
-# measuring
-# ------------------------------------------------------------------------------------------------
-
+__all__ = ["add_arguments", "run", "LIBRARIES", "ORDERS", "MODES", "schedule", "aggregate", "targets"]
 
 ORDERS = ("rounds", "blocks")
-
-
-def _schedule(keys, warmup: int, repeats: int, order: str):
-    """The calls of a measurement as ``(key, timed)`` pairs. ``"rounds"``: every key in turn, round
-    after round, so a change in the machine's load reaches all of them alike. ``"blocks"``: each
-    key's warm-up and repeats back to back, the steady state of a loop that runs one library only
-    (its own buffers and caches warm, nobody else's memory in between)."""
-    keys = list(keys)
-    if order == "rounds":
-        return [(k, r >= warmup) for r in range(warmup + repeats) for k in keys]
-    return [(k, r >= warmup) for k in keys for r in range(warmup + repeats)]
-
-
-def _timed_calls(fns: dict[str, Callable[[], object]], warmup: int, repeats: int,
-                 order: str = "blocks") -> dict[str, dict]:
-    """Time the functions of ``fns`` in the order of :func:`_schedule`; per function: min and
-    median over ``repeats``."""
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for name, timed in _schedule(fns, warmup, repeats, order):
-        gc.collect()
-        t0 = time.perf_counter()
-        fns[name]()
-        elapsed = time.perf_counter() - t0
-        if timed:
-            times[name].append(elapsed)
-    return {name: {"min_s": min(ts), "median_s": statistics.median(ts), "repeats": repeats}
-            for name, ts in times.items()}
-
-
-def _copy(n_bytes: int) -> tuple[Callable[[], object], int]:
-    """Torch's (parallel) copy of ``n_bytes / 2`` bytes, which reads and writes ``n_bytes`` in all;
-    returns the copy and the bytes it moves."""
-    numel = max(1, n_bytes // 8)
-    src = torch.ones(numel)
-    dst = torch.empty(numel)
-    return (lambda: dst.copy_(src)), 8 * numel
-
-
-def _saved_bytes(fn: Callable[[], object]) -> int:
-    """Bytes of the distinct storages autograd keeps for the backward while ``fn`` builds its graph."""
-    storages: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        storage = t.untyped_storage()
-        storages[storage.data_ptr()] = storage.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = fn()
-    del out
-    return sum(storages.values())
-
-
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def _use_reuse_allocator() -> bool:
-    """glibc: serve large blocks from the heap and keep freed memory (M_MMAP_THRESHOLD=-3, M_TRIM_THRESHOLD=-1)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    return bool(libc.mallopt(-3, 1 << 30)) and bool(libc.mallopt(-1, (1 << 31) - 1))
-
-
-def _ratio(baseline: float | None, ours: float | None) -> float | None:
-    if baseline is None or ours is None or ours <= 0:
-        return None
-    return baseline / ours
-
-
-def _spike_agreement(libs: list[str], steps: int, neurons: int) -> dict:
-    """Fraction of spikes equal to snnlab's on a check input (the mappings are the same dynamics)."""
-    g = torch.Generator().manual_seed(1)
-    x = torch.randn(steps, neurons, generator=g) * 0.7 + 0.6
-    with torch.no_grad():
-        ref = build_neuron("snnlab")(x)
-        out = {}
-        for lib in libs:
-            if lib != "snnlab":
-                out[lib] = float((build_neuron(lib)(x) == ref).float().mean())
-    return out
-
-
-def _workload_a(args: argparse.Namespace, libs: list[str]) -> dict:
-    T, N = args.a_steps, args.a_neurons
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(T, N, generator=g) * 0.7 + 0.6
-    grad = torch.randn(T, N, generator=g)
-    # bytes the kernels must move: forward reads X, writes S (inference keeps nothing); training's
-    # forward also writes H, its backward reads dL/dS and H and writes dL/dX (state vectors: N each)
-    copies = {"forward": _copy(8 * T * N + 8 * N), "forward_backward": _copy(24 * T * N + 16 * N)}
-    fns: dict[str, dict[str, Callable[[], object]]] = {"forward": {}, "forward_backward": {}}
-    rates: dict[str, float] = {}
-    xr = x.clone().requires_grad_()
-    for lib in libs:
-        neuron = build_neuron(lib)
-        with torch.no_grad():
-            rates[lib] = float(neuron(x).mean())
-
-        def forward(neuron=neuron) -> None:
-            with torch.no_grad():
-                neuron(x)
-
-        def forward_backward(neuron=neuron) -> None:
-            xr.grad = None
-            neuron(xr).backward(grad)
-
-        fns["forward"][lib] = forward
-        fns["forward_backward"][lib] = forward_backward
-    results: dict[str, dict] = {lib: {"firing_rate": rates[lib]} for lib in libs}
-    roofline: dict[str, dict] = {}
-    for phase, (copy, moved) in copies.items():
-        timed = _timed_calls({**fns[phase], "roofline": copy}, args.warmup, args.repeats, args.order)
-        roofline[phase] = {**timed.pop("roofline"), "bytes_read_and_written": moved}
-        for lib, timing in timed.items():
-            results[lib][phase] = timing
-    roofline["note"] = (
-        "time of torch's parallel copy of the bytes the kernels read and write, timed in the same "
-        "rounds as the libraries: forward 8 bytes per neuron-step (read X, write S), forward + backward "
-        "24 (also write H; read dL/dS and H, write dL/dX)"
-    )
-    ours = results.get("snnlab")
-    ratios: dict[str, dict] = {}
-    for phase in ("forward", "forward_backward"):
-        t_ours = ours[phase]["min_s"] if ours else None
-        ratios[phase] = {
-            f"{lib}_over_snnlab": _ratio(results[lib][phase]["min_s"], t_ours) for lib in libs if lib != "snnlab"
-        }
-        ratios[phase]["snnlab_over_roofline"] = _ratio(t_ours, roofline[phase]["min_s"])
-    return {"steps": T, "neurons": N, "results": results, "roofline": roofline, "ratios": ratios}
-
-
-def _linear_lif(lib: str, n: int, seed: int = 0):
-    torch.manual_seed(seed)
-    linear = torch.nn.Linear(n, n)
-    neuron = build_neuron(lib)
-    return linear, (lambda x: neuron(linear(x)))
-
-
-def _b_inputs(T: int, B: int, n: int):
-    g = torch.Generator().manual_seed(2)
-    x = (torch.rand(T, B, n, generator=g) < 0.3).float()
-    grad = torch.randn(T, B, n, generator=g)
-    return x, grad
-
-
-def _workload_b(args: argparse.Namespace, libs: list[str]) -> dict:
-    T, B = args.b_steps, args.b_batch
-    per_n: dict[str, dict] = {}
-    for n in args.b_sizes:
-        x, grad = _b_inputs(T, B, n)
-        models = {lib: _linear_lif(lib, n) for lib in libs}
-        # the Linear alone (the same for every library): how much of each step is not the neuron
-        shared = torch.nn.Linear(n, n)
-        models["linear_only"] = (shared, shared)
-        times: dict[str, dict[str, list[float]]] = {k: {"forward": [], "backward": []} for k in models}
-        for key, timed in _schedule(models, args.warmup, args.repeats, args.order):
-            linear, model = models[key]
-            linear.zero_grad(set_to_none=True)
-            gc.collect()
-            t0 = time.perf_counter()
-            out = model(x)
-            t1 = time.perf_counter()
-            out.backward(grad)
-            t2 = time.perf_counter()
-            del out
-            if timed:
-                times[key]["forward"].append(t1 - t0)
-                times[key]["backward"].append(t2 - t1)
-        results: dict[str, dict] = {}
-        for key, (linear, model) in models.items():
-            fwd, bwd = times[key]["forward"], times[key]["backward"]
-            tot = [a + b for a, b in zip(fwd, bwd)]
-            entry = {
-                phase: {"min_s": min(ts), "median_s": statistics.median(ts)}
-                for phase, ts in (("forward", fwd), ("backward", bwd), ("forward_backward", tot))
-            }
-            entry["repeats"] = args.repeats
-            if key == "linear_only":
-                linear_only = entry
-                continue
-            with torch.no_grad():
-                entry["firing_rate"] = float(model(x).mean())
-            entry["saved_for_backward_bytes"] = _saved_bytes(lambda: model(x))
-            if args.peak_memory:
-                entry["peak_rss_increase_bytes"] = peak_rss_of_training_step(key, n, T, B, args.allocator)
-            results[key] = entry
-        del models, shared
-        gc.collect()
-        ours = results.get("snnlab")
-        ratios = {}
-        for phase in ("forward", "backward", "forward_backward"):
-            t_ours = ours[phase]["min_s"] if ours else None
-            ratios[phase] = {
-                f"{lib}_over_snnlab": _ratio(results[lib][phase]["min_s"], t_ours) for lib in libs if lib != "snnlab"
-            }
-        for key in ("saved_for_backward_bytes", "peak_rss_increase_bytes"):
-            if ours and key in ours:
-                ratios[key] = {f"{lib}_over_snnlab": _ratio(results[lib][key], ours[key]) for lib in libs if lib != "snnlab"}
-        per_n[str(n)] = {"results": results, "ratios": ratios, "linear_only": linear_only}
-    return {"steps": T, "batch": B, "sizes": list(args.b_sizes), "by_n": per_n}
-
-
-def _workload_c(args: argparse.Namespace) -> dict:
-    """(c) Where the thread team starts to pay: snnlab's LIF forward + backward over T = 8 steps at
-    growing sizes, on one thread and on the whole team, timed in turn. The smallest size at which
-    the team is faster is what :data:`snnlab.cpu_threads.PARALLEL_MIN_WORK` should be near."""
-    from snnlab import cpu_threads
-
-    T = 8
-    neuron = build_neuron("snnlab")
-    g = torch.Generator().manual_seed(3)
-    rows = []
-    for work in args.c_sizes:
-        x = (torch.randn(T, max(1, work // T), generator=g) * 0.7 + 0.6).requires_grad_()
-        grad = torch.randn(x.shape, generator=g)
-
-        def step(limit: int) -> Callable[[], None]:
-            def run() -> None:
-                with cpu_threads.parallel_min_work(limit):
-                    x.grad = None
-                    neuron(x).backward(grad)
-            return run
-
-        timed = _timed_calls({"one_thread": step(1 << 62), "team": step(0)}, args.warmup, args.repeats, "rounds")
-        rows.append({
-            "neuron_steps": int(x.numel()),
-            "one_thread": timed["one_thread"],
-            "team": timed["team"],
-            "team_speedup": _ratio(timed["one_thread"]["min_s"], timed["team"]["min_s"]),
-        })
-    faster = [r["neuron_steps"] for r in rows if (r["team_speedup"] or 0) > 1.0]
-    return {
-        "steps": T,
-        "team_threads": cpu_threads.kernel_thread_count(1 << 62),
-        "rows": rows,
-        "smallest_size_where_team_is_faster": min(faster) if faster else None,
-        "parallel_min_work_in_use": cpu_threads.PARALLEL_MIN_WORK,
-    }
-
-
-def peak_rss_of_training_step(lib: str, n: int, T: int, B: int, allocator: str = "default") -> int | None:
-    """Peak resident memory added by one forward + backward of Linear(n, n) + ``lib``'s LIF, in bytes.
-
-    Measured in a fresh Python process (the peak RSS of a process only grows): after the model,
-    the input and a small warm-up call are in place, RSS is read; then one training step runs and
-    the process's peak RSS minus that reading is the answer. None if the child fails.
-    """
-    cmd = [sys.executable, "-m", "snnlab.bench.neurons", "--peak-rss-child", lib, str(n), str(T), str(B), allocator]
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=True)
-        return int(json.loads(done.stdout.strip().splitlines()[-1])["peak_rss_increase_bytes"])
-    except (subprocess.SubprocessError, ValueError, KeyError, IndexError):
-        return None
-
-
-def _peak_rss_child(lib: str, n: int, T: int, B: int, allocator: str) -> None:
-    if allocator == "reuse":
-        _use_reuse_allocator()
-    linear, model = _linear_lif(lib, n)
-    small = torch.rand(2, 2, n)
-    model(small).sum().backward()  # imports, compiled-kernel load, lazy initialisation
-    x, grad = _b_inputs(T, B, n)
-    linear.zero_grad(set_to_none=True)
-    gc.collect()
-    before = _rss_bytes()
-    model(x).backward(grad)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"peak_rss_increase_bytes": max(0, peak - before)}))
+MODES = ("eager", "compiled")
+WORKLOADS = ("a", "b", "c", "d")
+_D_LIBRARIES = ("snnlab", "snnlab-torch", "spikingjelly", "snntorch")
+"""Workload (d) is built in these (see :data:`_D_NOT_NORSE`)."""
+_D_NOT_NORSE = ("Norse has no layer API for a convolutional SNN of its own; its LIF cell could be dropped into the "
+                "snnTorch-style network, but its reset is not detachable and it has no ArcTan surrogate, so the "
+                "training step would not be the same computation.")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -468,12 +67,18 @@ def _peak_rss_child(lib: str, n: int, T: int, B: int, allocator: str) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quick", action="store_true", help="tiny sizes (seconds): checks the JSON, not the speed")
-    parser.add_argument("--repeats", type=int, default=None, help="timed runs per measurement (default 7; quick 1)")
-    parser.add_argument("--warmup", type=int, default=None, help="untimed runs first (default 2; quick 1)")
-    parser.add_argument("--workloads", default="a,b,c",
-                        help="comma-separated: a, b, c (thread-team crossover); default all three")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, one round (a structural check, not the speed)")
+    parser.add_argument("--workloads", default="a,b,c,d", help="comma-separated: a, b, c, d (default all four)")
     parser.add_argument("--libraries", default=",".join(LIBRARIES), help=f"comma-separated subset of {', '.join(LIBRARIES)}")
+    parser.add_argument("--modes", default="eager,compiled",
+                        help="comma-separated: eager, compiled (torch.compile, Inductor); default both")
+    parser.add_argument("--rounds", type=int, default=None, help="processes per configuration (default 2; quick 1)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed calls per process (default 7; quick 1)")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed calls first, compilation included (default 2; quick 1)")
+    parser.add_argument("--threads", type=int, default=2, help="torch and Numba threads in every process (default 2)")
+    parser.add_argument("--order", choices=ORDERS, default="rounds",
+                        help="'rounds' (default): the configurations' processes in turn, round after round; "
+                        "'blocks': each configuration's processes back to back")
     parser.add_argument("--a-neurons", type=int, default=None, help="workload a: neurons (default 2^20)")
     parser.add_argument("--a-steps", type=int, default=None, help="workload a: timesteps (default 8)")
     parser.add_argument("--b-sizes", default=None, help="workload b: comma-separated n (default 512,1024,2048)")
@@ -481,15 +86,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--b-batch", type=int, default=None, help="workload b: batch size (default 16)")
     parser.add_argument("--c-sizes", default=None,
                         help="workload c: comma-separated neuron-step counts (default 2^12..2^22 in steps of 4x)")
-    parser.add_argument("--order", choices=ORDERS, default="blocks",
-                        help="'blocks' (default): each library's runs back to back, its steady state; "
-                        "'rounds': the libraries in turn, round after round (load drift reaches all alike, "
-                        "but each call finds the others' memory in the heap and caches)")
+    parser.add_argument("--d-channels", default=None, help="workload d: conv channels (default 32,64,128,256)")
+    parser.add_argument("--d-size", type=int, default=None, help="workload d: frame side (default 32)")
+    parser.add_argument("--d-steps", type=int, default=None, help="workload d: timesteps (default 8)")
+    parser.add_argument("--d-batch", type=int, default=None, help="workload d: batch size (default 32)")
+    parser.add_argument("--one-process-check", dest="one_process_check", action="store_true", default=None,
+                        help="also time workload a's eager libraries in one process (default on; off in quick mode)")
+    parser.add_argument("--no-one-process-check", dest="one_process_check", action="store_false")
     parser.add_argument("--allocator", choices=("default", "reuse"), default="default",
                         help="'reuse' keeps freed large blocks in glibc's heap (no page faults on reuse)")
     parser.add_argument("--peak-memory", dest="peak_memory", action="store_true", default=None,
-                        help="measure peak RSS per library in a fresh process (default on; off in quick mode)")
+                        help="workload b: peak RSS of one eager training step (default on; off in quick mode)")
     parser.add_argument("--no-peak-memory", dest="peak_memory", action="store_false")
+    parser.add_argument("--child-timeout", type=float, default=3600.0,
+                        help="seconds one measurement process may take (compiling T=500 loops is slow)")
+
+
+def _ints(text) -> list[int]:
+    return [int(s) for s in str(text).split(",") if s.strip()]
+
+
+def _words(text) -> list[str]:
+    return [w.strip() for w in str(text).split(",") if w.strip()]
 
 
 def _resolve(args: argparse.Namespace) -> argparse.Namespace:
@@ -501,104 +119,410 @@ def _resolve(args: argparse.Namespace) -> argparse.Namespace:
 
     out = argparse.Namespace(**vars(args))
     out.quick = quick
+    out.rounds = pick("rounds", 2, 1)
     out.repeats = pick("repeats", 7, 1)
     out.warmup = pick("warmup", 2, 1)
+    out.threads = getattr(args, "threads", 2)
     out.a_neurons = pick("a_neurons", 1 << 20, 1 << 12)
     out.a_steps = pick("a_steps", 8, 4)
-    sizes = pick("b_sizes", "512,1024,2048", "16")
-    out.b_sizes = [int(s) for s in str(sizes).split(",") if s.strip()]
+    out.b_sizes = _ints(pick("b_sizes", "512,1024,2048", "16"))
     out.b_steps = pick("b_steps", 500, 8)
-    c_sizes = pick("c_sizes", ",".join(str(1 << k) for k in range(12, 23, 2)), "4096,65536")
-    out.c_sizes = [int(s) for s in str(c_sizes).split(",") if s.strip()]
     out.b_batch = pick("b_batch", 16, 2)
+    out.c_sizes = _ints(pick("c_sizes", ",".join(str(1 << k) for k in range(12, 23, 2)), "4096,65536"))
+    out.d_channels = tuple(_ints(pick("d_channels", "32,64,128,256", "4,8")))
+    out.d_size = pick("d_size", 32, 8)
+    out.d_steps = pick("d_steps", 8, 2)
+    out.d_batch = pick("d_batch", 32, 2)
+    out.one_process_check = pick("one_process_check", True, False)
     out.peak_memory = pick("peak_memory", True, False)
-    out.workloads = [w.strip() for w in str(getattr(args, "workloads", "a,b,c")).split(",") if w.strip()]
-    out.libraries = [lib.strip() for lib in str(getattr(args, "libraries", ",".join(LIBRARIES))).split(",") if lib.strip()]
+    out.workloads = _words(getattr(args, "workloads", "a,b,c,d"))
+    out.libraries = _words(getattr(args, "libraries", ",".join(LIBRARIES)))
+    out.modes = _words(getattr(args, "modes", "eager,compiled"))
+    out.order = getattr(args, "order", "rounds")
     out.allocator = getattr(args, "allocator", "default")
-    out.order = getattr(args, "order", "blocks")
+    out.child_timeout = float(getattr(args, "child_timeout", 3600.0))
     if out.order not in ORDERS:
         raise ValueError(f"unknown --order {out.order!r}; valid: {', '.join(ORDERS)}.")
     for w in out.workloads:
-        if w not in ("a", "b", "c"):
-            raise ValueError(f"unknown workload {w!r}; valid: a, b, c.")
+        if w not in WORKLOADS:
+            raise ValueError(f"unknown workload {w!r}; valid: {', '.join(WORKLOADS)}.")
     for lib in out.libraries:
         if lib not in LIBRARIES:
             raise ValueError(f"unknown library {lib!r}; valid: {', '.join(LIBRARIES)}.")
-    for name in ("repeats", "a_neurons", "a_steps", "b_steps", "b_batch"):
+    for mode in out.modes:
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}.")
+    if not out.modes:
+        raise ValueError("--modes needs eager, compiled or both.")
+    for name in ("rounds", "repeats", "threads", "a_neurons", "a_steps", "b_steps", "b_batch", "d_size",
+                 "d_steps", "d_batch"):
         if getattr(out, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(out, name)}.")
-    if out.warmup < 0 or any(n < 1 for n in out.b_sizes) or not out.b_sizes:
-        raise ValueError("--warmup must be >= 0 and --b-sizes positive integers.")
+    if out.warmup < 1:
+        raise ValueError(f"--warmup must be >= 1 (the first call, which compiles, is never timed), got {out.warmup}.")
+    if not out.b_sizes or any(n < 1 for n in out.b_sizes):
+        raise ValueError("--b-sizes must be positive integers.")
     if not out.c_sizes or any(n < 8 for n in out.c_sizes):
         raise ValueError("--c-sizes must be neuron-step counts >= 8 (T = 8 steps).")
+    if not out.d_channels or any(c < 1 for c in out.d_channels) or out.d_size >> len(out.d_channels) < 1:
+        raise ValueError(f"--d-channels must be positive and --d-size ({out.d_size}) at least 2^{len(out.d_channels)} "
+                         f"(one 2x2 pooling per block).")
     return out
 
 
-def _targets(result: dict, libs: list[str]) -> dict:
-    targets: dict[str, dict] = {}
+# ------------------------------------------------------------------------------------------------
+# processes
+# ------------------------------------------------------------------------------------------------
+
+
+def schedule(configs: list, rounds: int, order: str) -> list[tuple[object, int]]:
+    """The processes to start as ``(configuration, round)`` pairs: ``"rounds"`` every configuration
+    in turn, round after round; ``"blocks"`` each configuration's rounds back to back."""
+    if order == "rounds":
+        return [(c, r) for r in range(rounds) for c in configs]
+    return [(c, r) for c in configs for r in range(rounds)]
+
+
+def _spawn(spec: dict, timeout: float) -> dict:
+    """Run one measurement in a fresh process; ``{"error": ...}`` if it fails."""
+    cmd = [sys.executable, "-m", "snnlab.bench.neurons", "--child", json.dumps(spec)]
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    if done.returncode != 0:
+        tail = [line for line in done.stderr.strip().splitlines() if line.strip()][-3:]
+        return {"error": " | ".join(tail) or f"exit code {done.returncode}"}
+    try:
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return {"error": f"no JSON on stdout: {done.stdout[-200:]!r}"}
+
+
+def aggregate(processes: list[dict]) -> dict:
+    """One configuration's processes -> its figure: for every timed phase (a dict with ``min_s``),
+    ``time_s`` = the median over processes of each process's minimum, with the per-process values;
+    other fields are taken from the first process."""
+    ok = [p for p in processes if "error" not in p]
+    if not ok:
+        return {"error": processes[0]["error"] if processes else "not run"}
+
+    def merge(parts: list[dict]) -> dict:
+        out: dict = {}
+        for key, value in parts[0].items():
+            if isinstance(value, dict) and "min_s" in value:
+                mins = [p[key]["min_s"] for p in parts]
+                out[key] = {"time_s": statistics.median(mins), "min_s_per_process": mins,
+                            "median_s_per_process": [p[key]["median_s"] for p in parts],
+                            "repeats_per_process": value.get("repeats")}
+                firsts = [p[key].get("first_call_s") for p in parts if p[key].get("first_call_s") is not None]
+                if firsts:
+                    out[key]["first_call_s_per_process"] = firsts
+                for extra in ("bytes_read_and_written",):
+                    if extra in value:
+                        out[key][extra] = value[extra]
+            elif isinstance(value, dict) and all(isinstance(p.get(key), dict) for p in parts) and key != "profile":
+                out[key] = merge([p[key] for p in parts])
+            else:
+                out[key] = value
+        return out
+
+    merged = merge([p["result"] for p in ok])
+    merged["processes"] = len(ok)
+    merged["load_average_1m_per_process"] = [p["load_average_1m"] for p in ok]
+    if len(ok) < len(processes):
+        merged["failed_processes"] = [p["error"] for p in processes if "error" in p]
+    return merged
+
+
+def _run_configs(workload: str, configs: list, params: dict, args, extra=lambda c: {}) -> dict:
+    """Start the processes of ``configs`` (``(library, compiled)`` pairs or names) and aggregate them."""
+    runs: dict = {c: [] for c in configs}
+    for config, r in schedule(configs, args.rounds, args.order):
+        lib, compiled = config if isinstance(config, tuple) else (config, False)
+        spec = {"workload": workload, "library": lib, "compiled": compiled, "threads": args.threads,
+                "allocator": args.allocator, "params": {**params, **extra(config)}}
+        runs[config].append(_spawn(spec, args.child_timeout))
+    return {(config_name(*c) if isinstance(c, tuple) else c): aggregate(ps) for c, ps in runs.items()}
+
+
+# ------------------------------------------------------------------------------------------------
+# workloads
+# ------------------------------------------------------------------------------------------------
+
+
+def _time(entry: dict | None, phase: str) -> float | None:
+    if not entry or "error" in entry or phase not in entry:
+        return None
+    return entry[phase]["time_s"]
+
+
+def _ratios(results: dict, phase: str) -> dict:
+    """``<config>_over_snnlab`` for every measured configuration (above 1: snnlab eager is faster)."""
+    ours = _time(results.get("snnlab"), phase)
+    return {f"{name}_over_snnlab": (t / ours if t and ours else None)
+            for name, entry in results.items() if name != "snnlab" and (t := _time(entry, phase))}
+
+
+def _workload_a(args, configs: list) -> dict:
+    params = {"steps": args.a_steps, "neurons": args.a_neurons, "warmup": args.warmup, "repeats": args.repeats}
+    results = _run_configs("a", configs + ["copy-roofline"], params, args)
+    roofline = results.pop("copy-roofline")
+    out = {"steps": args.a_steps, "neurons": args.a_neurons, "results": results, "roofline": roofline,
+           "ratios": {phase: _ratios(results, phase) for phase in ("forward", "forward_backward")}}
+    roofline["note"] = ("torch's parallel copy of the bytes the kernels read and write, in its own process: forward "
+                        "8 bytes per neuron-step (read X, write S), forward + backward 24 (also write H; read dL/dS and "
+                        "H, write dL/dX)")
+    return out
+
+
+def _one_process_check(args, configs: list, own: dict) -> dict:
+    """Workload a, eager, every library in one process, in both orders, against its own-process figure."""
+    libs = [lib for lib, compiled in configs if not compiled]
+    params = {"steps": args.a_steps, "neurons": args.a_neurons, "warmup": args.warmup, "repeats": args.repeats,
+              "libraries": libs}
+    out: dict = {"method": "workload a forward + backward, eager libraries in one process; ratio = that time / "
+                           "the library's own-process figure (above 1: slower in the shared process)"}
+    for order in ORDERS:
+        spec = {"workload": "a-one-process", "library": "all", "compiled": False, "threads": args.threads,
+                "allocator": args.allocator, "params": {**params, "order": order}}
+        child = _spawn(spec, args.child_timeout)
+        if "error" in child:
+            out[order] = {"error": child["error"]}
+            continue
+        times = {lib: r["forward_backward"]["min_s"] for lib, r in child["result"].items()}
+        out[order] = {
+            "one_process_s": times,
+            "one_process_over_own_process": {lib: (t / o if (o := _time(own.get(lib), "forward_backward")) else None)
+                                             for lib, t in times.items()},
+            "load_average_1m": child["load_average_1m"],
+        }
+    return out
+
+
+def _workload_b(args, configs: list) -> dict:
+    per_n: dict[str, dict] = {}
+    for n in args.b_sizes:
+        params = {"steps": args.b_steps, "batch": args.b_batch, "n": n, "warmup": args.warmup,
+                  "repeats": args.repeats, "peak_memory": args.peak_memory}
+        results = _run_configs("b", configs + ["linear-only"], params, args)
+        linear_only = results.pop("linear-only")
+        ratios = {phase: _ratios(results, phase) for phase in ("forward", "backward", "forward_backward")}
+        for key in ("saved_for_backward_bytes", "peak_rss_increase_bytes"):
+            ours = (results.get("snnlab") or {}).get(key)
+            if ours:
+                ratios[key] = {f"{name}_over_snnlab": e[key] / ours for name, e in results.items()
+                               if name != "snnlab" and isinstance(e.get(key), (int, float))}
+        per_n[str(n)] = {"results": results, "linear_only": linear_only, "ratios": ratios}
+    return {"steps": args.b_steps, "batch": args.b_batch, "sizes": list(args.b_sizes), "by_n": per_n}
+
+
+def _workload_c(args) -> dict:
+    params = {"sizes": args.c_sizes, "warmup": args.warmup, "repeats": args.repeats}
+    spec = {"workload": "c", "library": "snnlab", "compiled": False, "threads": args.threads,
+            "allocator": args.allocator, "params": params}
+    child = _spawn(spec, args.child_timeout)
+    if "error" in child:
+        return {"error": child["error"]}
+    return {**child["result"], "load_average_1m": child["load_average_1m"]}
+
+
+def _workload_d(args, configs: list, workdir: Path) -> dict:
+    import torch
+
+    from snnlab.bench.peers import ConvSpec, event_frames
+
+    spec = ConvSpec(channels=args.d_channels, size=args.d_size, steps=args.d_steps, batch=args.d_batch)
+    x, labels = event_frames(spec)
+    frames = workdir / "d_frames.pt"
+    torch.save({"x": x, "labels": labels}, frames)
+    mine = [c for c in configs if c[0] in _D_LIBRARIES]
+    params = {"spec": {"channels": list(spec.channels), "size": spec.size, "steps": spec.steps, "batch": spec.batch},
+              "frames": str(frames), "warmup": args.warmup, "repeats": args.repeats}
+    paths = {c: workdir / f"d_outputs_{config_name(*c)}.pt" for c in mine}
+    results = _run_configs("d", mine, params, args, extra=lambda c: {"outputs_path": str(paths[c])})
+    agreement = {}
+    reference = torch.load(paths[("snnlab", False)], weights_only=True) if paths.get(("snnlab", False), Path()).is_file() else None
+    for c, path in paths.items():
+        if reference is not None and path.is_file():
+            out = torch.load(path, weights_only=True)
+            agreement[config_name(*c)] = {"max_abs_difference": float((out - reference).abs().max()),
+                                          "equal": bool(torch.equal(out, reference))}
+    return {"network": spec.describe(), "input": "emulated DVS recordings of digits (snnlab.data.emulated, "
+            f"{spec.size}x{spec.size} sensor), {spec.steps} frames each; event density {float((x > 0).float().mean()):.3f}",
+            "not_built_in": {"norse": _D_NOT_NORSE},
+            "results": results, "first_step_outputs_vs_snnlab": agreement,
+            "ratios": {"train_step": _ratios(results, "train_step")}}
+
+
+# ------------------------------------------------------------------------------------------------
+# targets
+# ------------------------------------------------------------------------------------------------
+
+
+def _best(results: dict, phase: str, libs) -> tuple[str | None, float | None]:
+    best = (None, None)
+    for name, entry in results.items():
+        if name.split("+")[0] in libs and (t := _time(entry, phase)) is not None and (best[1] is None or t < best[1]):
+            best = (name, t)
+    return best
+
+
+def _target(results: dict, phase: str, goal: float, what: str) -> dict:
+    ours_name, ours = _best(results, phase, ("snnlab",))
+    peer_name, peer = _best(results, phase, PEERS)
+    if ours is None or peer is None:
+        return {"goal": what, "skipped": "snnlab or every peer library not measured"}
+    eager = _time(results.get("snnlab"), phase)
+    return {"goal": what, "value": peer / ours, "met": peer / ours >= goal, "snnlab_config": ours_name,
+            "snnlab_s": ours, "best_peer": peer_name, "best_peer_s": peer,
+            "snnlab_eager_value": (peer / eager) if eager else None}
+
+
+def targets(result: dict) -> dict:
+    """Every target of issue 20 from a run's JSON: value, met or missed, and the configurations compared."""
+    out: dict[str, dict] = {}
     a = result.get("workload_a")
     if a:
-        fb = a["ratios"]["forward_backward"]
-        for lib, goal in (("spikingjelly", 4.0), ("snntorch", 8.0)):
-            value = fb.get(f"{lib}_over_snnlab")
-            targets[f"a_forward_backward_{lib}_over_snnlab_at_least_{goal:g}"] = (
-                {"value": value, "met": value >= goal} if value is not None else {"skipped": f"{lib} not measured"}
-            )
-        value = fb.get("snnlab_over_roofline")
-        targets["a_forward_backward_snnlab_over_roofline_at_most_2"] = {"value": value, "met": value <= 2.0}
+        out["a_forward_backward_over_best_peer_at_least_2.5"] = _target(
+            a["results"], "forward_backward", 2.5, "(a) forward + backward >= 2.5x the best peer")
+        name, ours = _best(a["results"], "forward_backward", ("snnlab",))
+        roof = _time(a["roofline"], "forward_backward")
+        if ours and roof:
+            out["a_forward_backward_within_2x_of_copy_roofline"] = {
+                "goal": "(a) forward + backward <= 2x the copy roofline", "value": ours / roof, "met": ours / roof <= 2.0,
+                "snnlab_config": name}
     b = result.get("workload_b")
     if b:
         for n, entry in b["by_n"].items():
-            for phase in ("forward_backward", "forward", "backward"):
-                measured = {k: v for k, v in entry["ratios"][phase].items() if v is not None}
-                suffix = "" if phase == "forward_backward" else f"_{phase}"
-                targets[f"b_n{n}_faster_than_every_baseline{suffix}"] = {
-                    "slowest_baseline_over_snnlab": min(measured.values()) if measured else None,
-                    "met": bool(measured) and all(v > 1.0 for v in measured.values()),
-                    "baselines": sorted(k.replace("_over_snnlab", "") for k in measured),
-                }
-    return targets
+            for phase, label in (("forward_backward", "forward + backward"), ("forward", "forward alone")):
+                out[f"b_n{n}_{phase}_over_best_peer_at_least_1.5"] = _target(
+                    entry["results"], phase, 1.5, f"(b) n={n}: {label} >= 1.5x the best peer")
+    d = result.get("workload_d")
+    if d:
+        out["d_train_step_over_best_peer_at_least_1.5"] = _target(
+            d["results"], "train_step", 1.5, "(d) training step >= 1.5x the best peer")
+    return out
+
+
+def _share(part: float | None, whole: float | None) -> str:
+    return f"{100 * part / whole:.0f} %" if part is not None and whole else "n/a"
+
+
+def where_the_time_goes(result: dict, goals: dict) -> dict:
+    """For each missed target, where the time goes (computed from the run's own measurements)."""
+    notes: dict[str, str] = {}
+    for key, t in goals.items():
+        if t.get("met", True):
+            continue
+        if key.startswith("a_"):
+            r = result["workload_a"]["results"].get(t.get("snnlab_config") or "snnlab", {})
+            f, fb = _time(r, "forward"), _time(r, "forward_backward")
+            roof = _time(result["workload_a"]["roofline"], "forward_backward")
+            notes[key] = (f"snnlab ({t.get('snnlab_config')}): forward {f:.4g} s of {fb:.4g} s forward + backward "
+                          f"({_share(f, fb)}); the copy roofline moves the same bytes in {roof:.4g} s; best peer "
+                          f"{t.get('best_peer')} {t.get('best_peer_s', float('nan')):.4g} s.")
+        elif key.startswith("b_"):
+            n = key.split("_")[1][1:]
+            entry = result["workload_b"]["by_n"][n]
+            phase = "forward" if "_forward_over" in key else "forward_backward"
+            lin = _time(entry["linear_only"], phase)
+            ours = t.get("snnlab_s")
+            peer = t.get("best_peer_s")
+            ceiling = peer / lin if peer and lin else None
+            notes[key] = (f"the shared Linear alone takes {lin:.4g} s of snnlab's {ours:.4g} s ({_share(lin, ours)}); the "
+                          f"neuron is the rest. Even a neuron that took no time would reach at most best peer / Linear = "
+                          f"{ceiling:.3g}x" + (" (< 1.5: the target cannot be met by the neuron)" if ceiling and ceiling < 1.5
+                                               else "") + ".")
+        elif key.startswith("d_"):
+            res = result["workload_d"]["results"]
+            parts = []
+            for name in (t.get("snnlab_config"), t.get("best_peer")):
+                prof = (res.get(name) or {}).get("profile")
+                if prof:
+                    total = prof["total_wall_s"]
+                    shares = ", ".join(f"{k} {_share(prof[k], total)}" for k in ("conv", "bn", "neuron", "fused_other", "rest")
+                                       if k in prof)
+                    parts.append(f"{name}: {shares} of {total:.4g} s (profiled step)")
+            notes[key] = "; ".join(parts)
+    return notes
+
+
+# ------------------------------------------------------------------------------------------------
+# run
+# ------------------------------------------------------------------------------------------------
+
+
+def _versions(status: dict) -> dict:
+    import numba
+    import torch
+
+    return {"python": sys.version.split()[0], "platform": platform.platform(), "cpu_count": os.cpu_count(),
+            "torch": torch.__version__, "numba": numba.__version__,
+            **{lib: s["version"] for lib, s in status.items() if s.get("available")}}
 
 
 def run(args: argparse.Namespace) -> dict:
-    """Run the selected workloads and return the JSON-ready result."""
+    """Run the selected workloads, each configuration in its own processes; return the JSON-ready result."""
     args = _resolve(args)
-    if args.allocator == "reuse" and not _use_reuse_allocator():
-        raise RuntimeError("--allocator reuse needs glibc's mallopt, which is not available here.")
-    status = {lib: _availability(lib) for lib in args.libraries}
-    libs = [lib for lib in args.libraries if status[lib]["available"]]
-    if "snnlab" not in libs:
-        libs.insert(0, "snnlab")
-        status["snnlab"] = _availability("snnlab")
+    status = {lib: availability(lib) for lib in args.libraries}
+    if "snnlab" not in status:
+        status["snnlab"] = availability("snnlab")
     for lib, entry in status.items():
         entry["mapping"] = MAPPINGS[lib]
+    libs = [lib for lib in status if status[lib]["available"]]
+    configs = [(lib, compiled) for lib, compiled in CONFIGS
+               if lib in libs and ("compiled" if compiled else "eager") in args.modes]
+    if ("snnlab", False) not in configs:
+        configs.insert(0, ("snnlab", False))   # the reference every ratio divides by
+    started = time.time()
     result: dict = {
+        "method": {
+            "processes": "every (workload, library, eager|compiled) in a fresh Python process; the one-process "
+                         "check below measures what sharing one process does",
+            "figure": f"median over {args.rounds} process(es) of each process's minimum over {args.repeats} timed "
+                      f"calls after {args.warmup} warm-up call(s) (the first call, with compilation, reported apart)",
+            "order": f"{args.order}: " + ("configurations in turn, round after round" if args.order == "rounds"
+                                           else "each configuration's processes back to back"),
+            "threads": f"{args.threads} torch and Numba threads per process",
+            "gradient": "forward + backward use out.backward(g) with a fixed random g (workload d: the loss)",
+            "compiled": "torch.compile(model or neuron function), default Inductor backend",
+            "targets": "ratios to the best peer (spikingjelly, snntorch, norse; eager or compiled) against "
+                       "snnlab's best configuration; the eager snnlab ratio is given too",
+        },
         "dynamics": DYNAMICS,
         "libraries": status,
-        "settings": {
-            "quick": args.quick, "repeats": args.repeats, "warmup": args.warmup, "allocator": args.allocator,
-            "order": args.order,
-            "torch_threads": torch.get_num_threads(), "timing": "min over repeats (median also given)",
-        },
+        "configurations": [config_name(*c) for c in configs],
+        "settings": {k: getattr(args, k) for k in ("quick", "rounds", "repeats", "warmup", "threads", "order",
+                                                     "allocator", "workloads", "modes")},
+        "versions": _versions(status),
         "load_average_1m_start": os.getloadavg()[0],
     }
-    if "a" in args.workloads:
-        result["spike_agreement_with_snnlab"] = _spike_agreement(libs, 8, 4096)
-        result["workload_a"] = _workload_a(args, libs)
-    if "b" in args.workloads:
-        result["workload_b"] = _workload_b(args, libs)
-    if "c" in args.workloads:
-        result["workload_c_thread_team"] = _workload_c(args)
-    result["targets"] = _targets(result, libs)
+    with tempfile.TemporaryDirectory(prefix="snnlab-bench-") as tmp:
+        if "a" in args.workloads:
+            result["workload_a"] = _workload_a(args, configs)
+            if args.one_process_check:
+                result["one_process_check"] = _one_process_check(args, configs, result["workload_a"]["results"])
+        if "b" in args.workloads:
+            result["workload_b"] = _workload_b(args, configs)
+        if "c" in args.workloads:
+            result["workload_c_thread_team"] = _workload_c(args)
+        if "d" in args.workloads:
+            result["workload_d"] = _workload_d(args, configs, Path(tmp))
+    goals = targets(result)
+    result["targets"] = goals
+    result["where_the_time_goes"] = where_the_time_goes(result, goals)
     result["load_average_1m_end"] = os.getloadavg()[0]
+    result["seconds"] = time.time() - started
     return result
 
 
 def _main(argv: list[str]) -> int:
-    if argv[:1] == ["--peak-rss-child"]:
-        lib, n, T, B, allocator = argv[1], int(argv[2]), int(argv[3]), int(argv[4]), argv[5]
-        _peak_rss_child(lib, n, T, B, allocator)
-        return 0
+    if argv[:1] == ["--child"]:
+        from snnlab.bench.measure import child_main
+
+        return child_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m snnlab.bench.neurons", description=__doc__.splitlines()[0])
     add_arguments(parser)
     print(json.dumps(run(parser.parse_args(argv)), indent=2))
