@@ -11,6 +11,7 @@ Each benchmark is a module listed in :data:`BENCHMARKS` that provides
 
 BENCHMARKS: dict[str, str] = {
     "adaptive": "snnlab.bench.adaptive",
+    "compile": "snnlab.bench.compile",
     "interop": "snnlab.bench.interop",
     "memory": "snnlab.bench.memory",
     "neurons": "snnlab.bench.neurons",

@@ -230,6 +230,7 @@ def aggregate(processes: list[dict]) -> dict:
 
     merged = merge([p["result"] for p in ok])
     merged["processes"] = len(ok)
+    merged["pids"] = [p.get("pid") for p in ok]
     merged["load_average_1m_per_process"] = [p["load_average_1m"] for p in ok]
     if len(ok) < len(processes):
         merged["failed_processes"] = [p["error"] for p in processes if "error" in p]
@@ -410,6 +411,10 @@ def _share(part: float | None, whole: float | None) -> str:
     return f"{100 * part / whole:.0f} %" if part is not None and whole else "n/a"
 
 
+def _s(seconds: float | None) -> str:
+    return f"{seconds:.4g} s" if seconds is not None else "n/a"
+
+
 def where_the_time_goes(result: dict, goals: dict) -> dict:
     """For each missed target, where the time goes (computed from the run's own measurements)."""
     notes: dict[str, str] = {}
@@ -420,9 +425,9 @@ def where_the_time_goes(result: dict, goals: dict) -> dict:
             r = result["workload_a"]["results"].get(t.get("snnlab_config") or "snnlab", {})
             f, fb = _time(r, "forward"), _time(r, "forward_backward")
             roof = _time(result["workload_a"]["roofline"], "forward_backward")
-            notes[key] = (f"snnlab ({t.get('snnlab_config')}): forward {f:.4g} s of {fb:.4g} s forward + backward "
-                          f"({_share(f, fb)}); the copy roofline moves the same bytes in {roof:.4g} s; best peer "
-                          f"{t.get('best_peer')} {t.get('best_peer_s', float('nan')):.4g} s.")
+            notes[key] = (f"snnlab ({t.get('snnlab_config')}): forward {_s(f)} of {_s(fb)} forward + backward "
+                          f"({_share(f, fb)}); the copy roofline moves the same bytes in {_s(roof)}; best peer "
+                          f"{t.get('best_peer')} {_s(t.get('best_peer_s'))}.")
         elif key.startswith("b_"):
             n = key.split("_")[1][1:]
             entry = result["workload_b"]["by_n"][n]
@@ -431,10 +436,10 @@ def where_the_time_goes(result: dict, goals: dict) -> dict:
             ours = t.get("snnlab_s")
             peer = t.get("best_peer_s")
             ceiling = peer / lin if peer and lin else None
-            notes[key] = (f"the shared Linear alone takes {lin:.4g} s of snnlab's {ours:.4g} s ({_share(lin, ours)}); the "
-                          f"neuron is the rest. Even a neuron that took no time would reach at most best peer / Linear = "
-                          f"{ceiling:.3g}x" + (" (< 1.5: the target cannot be met by the neuron)" if ceiling and ceiling < 1.5
-                                               else "") + ".")
+            notes[key] = (f"the shared Linear alone takes {_s(lin)} of snnlab's {_s(ours)} ({_share(lin, ours)}); the "
+                          f"neuron is the rest. Even a neuron that took no time would reach at most best peer / Linear = " +
+                          (f"{ceiling:.3g}x" if ceiling else "n/a") +
+                          (" (< 1.5: the target cannot be met by the neuron)" if ceiling and ceiling < 1.5 else "") + ".")
         elif key.startswith("d_"):
             res = result["workload_d"]["results"]
             parts = []
