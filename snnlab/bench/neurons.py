@@ -237,6 +237,11 @@ def aggregate(processes: list[dict]) -> dict:
     return merged
 
 
+def _progress(message: str) -> None:
+    """One line per measurement process on stderr (the JSON goes to stdout)."""
+    print(f"[bench neurons {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
 def _run_configs(workload: str, configs: list, params: dict, args, extra=lambda c: {}) -> dict:
     """Start the processes of ``configs`` (``(library, compiled)`` pairs or names) and aggregate them."""
     runs: dict = {c: [] for c in configs}
@@ -244,7 +249,13 @@ def _run_configs(workload: str, configs: list, params: dict, args, extra=lambda 
         lib, compiled = config if isinstance(config, tuple) else (config, False)
         spec = {"workload": workload, "library": lib, "compiled": compiled, "threads": args.threads,
                 "allocator": args.allocator, "params": {**params, **extra(config)}}
+        start = time.time()
         runs[config].append(_spawn(spec, args.child_timeout))
+        error = runs[config][-1].get("error")
+        label = config_name(*config) if isinstance(config, tuple) else config
+        size = f" n={params['n']}" if "n" in params else ""
+        _progress(f"workload {workload}{size} {label}, round {r + 1}/{args.rounds}: {time.time() - start:.0f} s"
+                  + (f", FAILED: {error}" if error else ""))
     return {(config_name(*c) if isinstance(c, tuple) else c): aggregate(ps) for c, ps in runs.items()}
 
 
