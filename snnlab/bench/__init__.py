@@ -11,11 +11,13 @@ Each benchmark is a module listed in :data:`BENCHMARKS` that provides
 
 BENCHMARKS: dict[str, str] = {
     "adaptive": "snnlab.bench.adaptive",
+    "book": "snnlab.bench.book",
     "compile": "snnlab.bench.compile",
     "interop": "snnlab.bench.interop",
     "memory": "snnlab.bench.memory",
     "neurons": "snnlab.bench.neurons",
     "simulator": "snnlab.bench.simulator",
+    "startup": "snnlab.bench.startup",
 }
 """Benchmark name -> module path (e.g. ``"neurons": "snnlab.bench.neurons"``)."""
 
