@@ -95,10 +95,12 @@ def run_chapter(path: Path, *, quick: bool, timeout: int, kernel: str) -> dict:
             else:
                 os.environ[key] = value
     wall = time.perf_counter() - wall
-    cells = [(i, _cell_seconds(c)) for i, c in enumerate(notebook.cells) if c.cell_type == "code"]
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    cells = [(i, _cell_seconds(c), c.source.strip().splitlines()[0][:80] if c.source.strip() else "")
+             for i, c in enumerate(code, start=1)]
     slowest = sorted((c for c in cells if c[1] is not None), key=lambda c: -c[1])[:3]
-    return {"chapter": path.stem, "wall_s": wall, "cpu_s": _children_cpu() - cpu,
-            "code_cells": len(cells), "slowest_cells": [{"cell": i, "seconds": s} for i, s in slowest],
+    return {"chapter": path.stem, "wall_s": wall, "cpu_s": _children_cpu() - cpu, "code_cells": len(cells),
+            "slowest_cells": [{"code_cell": i, "seconds": s, "first_line": line} for i, s, line in slowest],
             "load_average_1m": [load, os.getloadavg()[0]]}
 
 

@@ -406,7 +406,8 @@ def compare_wallclock(model: nn.Module, x: torch.Tensor, rule: ExitRule, *, T: i
     the whole of ``x``, calls included.
     Keys ``<name>`` hold wall-clock seconds, ``<name>_cpu`` the CPU seconds of this process
     (``time.process_time``: on a shared machine it leaves out the time the process waited for a core).
-    The three are interleaved in every repeat, so a change of machine load hits them alike.
+    The three are interleaved in every repeat, so a change of machine load hits them alike; each runs
+    once on the first batch before the timed repeats (loading compiled kernels, first-call set-up).
     ``adaptive_network`` is the wall-clock the adaptive runs spent inside the network (the rest of
     ``adaptive`` is the exit path and the calls' set-up); ``sample_steps`` is the fraction of the
     T·B sample-steps the adaptive runs computed; ``network_calls`` and ``fixed_stepwise_calls`` count
@@ -422,6 +423,9 @@ def compare_wallclock(model: nn.Module, x: torch.Tensor, rule: ExitRule, *, T: i
     times: dict[str, list[float]] = {k: [] for n in names for k in (n, n + "_cpu")}
     times["adaptive_network"] = []
     result = None
+    adaptive_inference(model, batches[0], rule, T=T, kind=kind)          # warm-up, untimed
+    for step_by_step in (False, True):
+        fixed_inference(model, batches[0], T=T, kind=kind, step_by_step=step_by_step)
     for _ in range(repeats):
         for name in names:
             cpu, wall = time.process_time(), time.perf_counter()
