@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from snnlab.cli import main
 
 SNNLAB = Path(sys.executable).with_name("snnlab")
@@ -59,6 +61,21 @@ def test_help_and_version_import_neither_torch_nor_numba():
     assert not loaded & set(_HEAVY), sorted(loaded & set(_HEAVY))
 
 
+@pytest.mark.parametrize("command", ["convert", "export", "evaluate", "data", "data fetch", "bench"])
+def test_help_of_commands_without_model_lists_stays_light(command):
+    # these commands' options name no model or data set, so their --help needs neither torch nor nir
+    code = ("from snnlab.cli import build_parser\n"
+            "import contextlib, io\n"
+            "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+            "    try:\n"
+            f"        build_parser().parse_args({command.split() + ['--help']!r})\n"
+            "    except SystemExit:\n"
+            "        pass\n"
+            "assert '--help' in out.getvalue() or 'usage' in out.getvalue()\n")
+    loaded = _modules_after(code)
+    assert not loaded & {*_HEAVY, "nir"}, sorted(loaded & {*_HEAVY, "nir"})
+
+
 def test_a_command_loads_what_it_needs_only_when_parsed():
     # `snnlab bench --help` lists the benchmarks without importing them (their docstrings are read
     # from source); parsing `snnlab bench neurons` adds its options, which imports that module
@@ -103,14 +120,21 @@ def test_lazy_parser_populates_once_on_parse_and_on_help():
 
 
 def test_package_names_still_resolve_lazily():
-    loaded = _modules_after("import snnlab.training, snnlab.hardware, snnlab.data\n")
-    assert "torch" not in loaded  # importing the packages is free ...
+    loaded = _modules_after("import snnlab.training, snnlab.hardware, snnlab.data, snnlab.conversion, "
+                            "snnlab.inference, snnlab.interop\n")
+    assert not loaded & {"torch", "numba", "nir"}  # importing the packages is free ...
+    from snnlab.conversion import convert
     from snnlab.data import DATASETS, load_dataset  # ... and their names still work
     from snnlab.hardware import simulate
+    from snnlab.inference import adaptive_inference, evaluate_exit
+    from snnlab.interop import from_nir
     from snnlab.training import BPTT, train
 
     assert "digits" in DATASETS and callable(load_dataset) and callable(simulate) and callable(train)
     assert BPTT.__module__ == "snnlab.training.methods"
+    assert evaluate_exit.__module__ == "snnlab.inference.evaluate"
+    assert adaptive_inference.__module__ == "snnlab.inference.adaptive"
+    assert convert.__module__ == "snnlab.conversion.pipeline" and from_nir.__module__ == "snnlab.interop.importer"
     import snnlab.training
 
     try:
@@ -119,3 +143,17 @@ def test_package_names_still_resolve_lazily():
         assert "no_such_name" in str(error)
     else:  # pragma: no cover
         raise AssertionError("an unknown name must raise AttributeError")
+
+
+def test_an_exported_name_wins_over_its_same_named_submodule():
+    # snnlab.conversion exports the functions energy() and codebook(), defined in the submodules
+    # snnlab.conversion.energy and .codebook; importing a submodule first must not hide the function
+    code = ("import snnlab.conversion.energy, snnlab.conversion.codebook, snnlab.viz.conversion\n"
+            "import snnlab.conversion as c\n"
+            "from snnlab.conversion import codebook, energy\n"
+            "import types\n"
+            "assert callable(c.energy) and not isinstance(c.energy, types.ModuleType), c.energy\n"
+            "assert callable(codebook) and not isinstance(codebook, types.ModuleType), codebook\n"
+            "assert energy is c.energy and codebook.__module__ == 'snnlab.conversion.codebook'\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr

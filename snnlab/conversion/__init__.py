@@ -1,36 +1,39 @@
 """ANN-to-SNN conversion with time-to-first-spike neurons (SC-TTFS paper, Feng et al. 2024):
-TTFS and SC-TTFS neurons, BN folding, the conversion pipeline, code books, error split, energy."""
+TTFS and SC-TTFS neurons, BN folding, the conversion pipeline, code books, error split, energy.
 
-from snnlab.conversion.bn_folding import fold_batchnorm, fold_conv_bn, has_batchnorm
-from snnlab.conversion.codebook import codebook, enumerate_patterns, n_patterns, pattern_values, reachable_patterns
-from snnlab.conversion.energy import HARDWARE, energy, energy_improvement
-from snnlab.conversion.errors import conversion_error_parts
-from snnlab.conversion.pipeline import (
-    KINDS,
-    PAPER_THRESHOLDS,
-    ConvertedSNN,
-    RateNeuron,
-    accuracy,
-    calibration_rule,
-    convert,
-    evaluate_snn,
-    fine_tune,
-    initial_thresholds,
-    rate_thresholds_from_statistics,
-    relu_preactivations,
-    simulate_stepwise,
-    thresholds_from_statistics,
-    train_ann,
-)
-from snnlab.conversion.ttfs import NO_SPIKE, SCTTFSNeuron, ThresholdParams, TTFSNeuron, decode, spike_times, threshold
+Names load on first use (:func:`snnlab.lazy.lazy_exports`): importing the package, as ``snnlab --help``
+does through its command module, costs nothing; ``from snnlab.conversion import x`` works unchanged.
+"""
 
-__all__ = [
-    "fold_batchnorm", "fold_conv_bn", "has_batchnorm",
-    "codebook", "enumerate_patterns", "n_patterns", "pattern_values", "reachable_patterns",
-    "HARDWARE", "energy", "energy_improvement",
-    "conversion_error_parts",
-    "KINDS", "PAPER_THRESHOLDS", "ConvertedSNN", "RateNeuron", "accuracy", "calibration_rule", "convert",
-    "evaluate_snn", "fine_tune", "initial_thresholds", "rate_thresholds_from_statistics", "relu_preactivations",
-    "simulate_stepwise", "thresholds_from_statistics", "train_ann",
-    "NO_SPIKE", "SCTTFSNeuron", "ThresholdParams", "TTFSNeuron", "decode", "spike_times", "threshold",
-]
+from snnlab.lazy import lazy_exports
+
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "snnlab.conversion.bn_folding": (
+        "fold_batchnorm", "fold_conv_bn", "has_batchnorm",
+    ),
+    "snnlab.conversion.codebook": (
+        "codebook", "enumerate_patterns", "n_patterns", "pattern_values", "reachable_patterns",
+    ),
+    "snnlab.conversion.energy": (
+        "HARDWARE", "energy", "energy_improvement",
+    ),
+    "snnlab.conversion.errors": (
+        "conversion_error_parts",
+    ),
+    "snnlab.conversion.pipeline": (
+        "KINDS", "PAPER_THRESHOLDS", "ConvertedSNN", "RateNeuron", "accuracy", "calibration_rule", "convert",
+        "evaluate_snn", "fine_tune", "initial_thresholds", "rate_thresholds_from_statistics",
+        "relu_preactivations", "simulate_stepwise", "thresholds_from_statistics", "train_ann",
+    ),
+    "snnlab.conversion.ttfs": (
+        "NO_SPIKE", "SCTTFSNeuron", "ThresholdParams", "TTFSNeuron", "decode", "spike_times", "threshold",
+    ),
+}
+
+__all__ = [name for names in _EXPORTS.values() for name in names]
+
+__getattr__ = lazy_exports(__name__, {name: module for module, names in _EXPORTS.items() for name in names})
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -105,6 +105,6 @@ def _run(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "convert", help="convert a ReLU ANN to an SNN (SC-TTFS, TTFS, rate): accuracy, latency, spikes, energy",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_arguments(parser)
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        populate=_add_arguments)
     parser.set_defaults(func=_run)

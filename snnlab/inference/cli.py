@@ -185,6 +185,6 @@ def _evaluate(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "evaluate", help="evaluate a trained run at fixed T or with an exit rule (accuracy, timesteps, eq. 19, time)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_arguments(parser)
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        populate=_add_arguments)
     parser.set_defaults(func=_evaluate)

@@ -7,29 +7,28 @@
 
 :mod:`snnlab.interop.neuron_map` derives how snnlab's discrete neurons map onto NIR's
 continuous-time ones and when the mapping is exact; ``snnlab export`` is the command line.
+
+Names load on first use (:func:`snnlab.lazy.lazy_exports`): importing the package, as ``snnlab --help``
+does through its command module, costs nothing; ``from snnlab.interop import x`` works unchanged.
 """
 
-from snnlab.interop.export import (
-    EXPORTED_LAYERS,
-    EXPORTED_MODELS,
-    REFUSED_LAYERS,
-    UnsupportedLayerError,
-    to_nir,
-    write_graph,
-)
+from snnlab.lazy import lazy_exports
 
-__all__ = ["to_nir", "write_graph", "UnsupportedLayerError", "EXPORTED_MODELS", "EXPORTED_LAYERS", "REFUSED_LAYERS"]
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "snnlab.interop.export": (
+        "to_nir", "write_graph", "UnsupportedLayerError", "EXPORTED_MODELS", "EXPORTED_LAYERS",
+        "REFUSED_LAYERS",
+    ),
+    "snnlab.interop.importer": (
+        "from_nir", "read_graph", "NIRNetwork", "DtMismatchError", "graph_dt", "describe_graph",
+        "model_from_nir", "NIR_IMPORTS",
+    ),
+}
 
-from snnlab.interop.importer import (  # noqa: E402
-    NIR_IMPORTS,
-    DtMismatchError,
-    NIRNetwork,
-    describe_graph,
-    from_nir,
-    graph_dt,
-    model_from_nir,
-    read_graph,
-)
+__all__ = [name for names in _EXPORTS.values() for name in names]
 
-__all__ += ["from_nir", "read_graph", "NIRNetwork", "DtMismatchError", "graph_dt", "describe_graph",
-            "model_from_nir", "NIR_IMPORTS"]
+__getattr__ = lazy_exports(__name__, {name: module for module, names in _EXPORTS.items() for name in names})
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

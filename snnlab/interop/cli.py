@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
+if TYPE_CHECKING:  # torch loads when the command runs (snnlab --help stays light)
+    from torch import nn
 
 __all__ = ["register", "load_trained_model", "FORMATS"]
 
@@ -95,7 +96,11 @@ def _run(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "export", help="write a trained network as a NIR graph (for other simulators and neuromorphic chips)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, populate=_add_arguments)
+    parser.set_defaults(func=_run)
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, metavar="PATH",
                         help="RUN/checkpoint.pt from snnlab train, or a network saved by save_atsn_vgg")
     parser.add_argument("--format", default="nir", choices=FORMATS, help="output format (default: nir)")
@@ -103,5 +108,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="the time step readers should integrate with, in seconds (e.g. 1e-3); recorded in the "
                              "graph's metadata")
     parser.add_argument("-o", "--output", required=True, metavar="FILE.nir", help="where to write the graph")
-    parser.set_defaults(func=_run)
 
