@@ -63,6 +63,11 @@ def tiny_book(tmp_path):
 def test_chapters_are_the_toc_notebooks_in_order(tiny_book):
     assert [p.stem for p in bench_book.chapters(tiny_book)] == ["one", "two"]
     assert startup.first_cell(tiny_book).startswith("import os, time\nFIRST = \"one\"")
+    # a table of contents in parts, with sections, is read in the same reading order
+    (tiny_book / "_toc.yml").write_text("format: jb-book\nroot: intro\nparts:\n  - caption: A\n    chapters:\n"
+                                        "      - file: prose\n        sections:\n          - file: one\n"
+                                        "  - caption: B\n    chapters:\n      - file: two\n")
+    assert [p.stem for p in bench_book.chapters(tiny_book)] == ["one", "two"]
 
 
 def test_bench_book_times_each_chapter_in_a_fresh_kernel(tiny_book):

@@ -47,7 +47,19 @@ def chapters(book: Path) -> list[Path]:
     import yaml
 
     toc = yaml.safe_load((book / "_toc.yml").read_text())
-    names = [toc["root"]] + [entry["file"] for entry in toc.get("chapters", []) if "file" in entry]
+    names = [toc["root"]]
+
+    def walk(entries) -> None:  # chapters, their sections, and parts' chapters (Jupyter Book 1's _toc.yml)
+        for entry in entries or []:
+            if "file" in entry:
+                names.append(entry["file"])
+            walk(entry.get("sections"))
+            for part in entry.get("parts", []):
+                walk(part.get("chapters"))
+
+    walk(toc.get("chapters"))
+    for part in toc.get("parts", []):
+        walk(part.get("chapters"))
     out = []
     for name in names:
         path = book / f"{name}.md"

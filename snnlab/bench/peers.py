@@ -120,16 +120,21 @@ def _from_fresh_state(module: torch.nn.Module) -> Callable[[torch.Tensor], torch
     return run
 
 
-def _snntorch_run(leaky) -> Callable[[torch.Tensor], torch.Tensor]:
+def _step_loop(step, initial) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``x [T, ...] -> spikes [T, ...]`` by a cell ``step(x_t, state) -> (spikes_t, state)`` from ``initial(x)``."""
     def run(x: torch.Tensor) -> torch.Tensor:
-        mem = torch.zeros_like(x[0])
+        state = initial(x)
         spikes = []
         for t in range(x.shape[0]):
-            spk, mem = leaky(x[t], mem)
+            spk, state = step(x[t], state)
             spikes.append(spk)
         return torch.stack(spikes)
 
     return run
+
+
+def _snntorch_run(leaky) -> Callable[[torch.Tensor], torch.Tensor]:
+    return _step_loop(leaky, lambda x: torch.zeros_like(x[0]))
 
 
 def build_neuron(lib: str) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -149,17 +154,7 @@ def build_neuron(lib: str) -> Callable[[torch.Tensor], torch.Tensor]:
             v_reset=torch.as_tensor(0.0), method="super", alpha=torch.as_tensor(2.0),
         )
         cell = LIFBoxCell(params, dt=dt)
-
-        def run(x: torch.Tensor) -> torch.Tensor:
-            x2 = x * 2.0
-            state = None
-            spikes = []
-            for t in range(x2.shape[0]):
-                z, state = cell(x2[t], state)
-                spikes.append(z)
-            return torch.stack(spikes)
-
-        return run
+        return _step_loop(lambda x_t, state: cell(x_t * 2.0, state), lambda x: None)
     raise ValueError(f"unknown library {lib!r}; valid: {', '.join(LIBRARIES)}.")
 
 
