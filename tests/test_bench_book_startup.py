@@ -121,3 +121,21 @@ def test_startup_timer_reads_wall_clock_and_cpu_of_the_child():
     assert cpu > 0.1
     with pytest.raises(RuntimeError, match="failed"):
         startup._seconds([sys.executable, "-c", "raise SystemExit(3)"])
+
+
+def test_startup_run_reports_every_command_and_the_targets(tiny_book, monkeypatch):
+    # the whole benchmark on a book whose first cell is light, without the kernel call (its
+    # compilation is what --quick would otherwise spend most of its time on)
+    monkeypatch.setattr(startup, "FIRST_KERNEL", "\nassert FIRST == 'one'\n")
+    result = startup.run(argparse.Namespace(quick=True, repeats=None, book_dir=str(tiny_book)))
+    assert set(result["command_help"]) == {" ".join(c) for c in startup.commands()}
+    assert result["command_help"]["export"]["imports"] == [] and "torch" in result["command_help"]["train"]["imports"]
+    for flag in ("--help", "--version"):
+        row = result["cli"][flag]
+        assert row["imports"] == [] and row["runs"] == [row["median_s"]] and row["cpu_median_s"] >= 0
+        target = result["targets"][f"snnlab_{flag[2:]}_under_0.5s"]
+        assert target["met"] == (row["median_s"] < 0.5)
+    for label in ("chapter1_first_cell", "first_cell_and_first_kernel_call"):
+        assert set(result[label]) == {"cold", "warm"}
+    with pytest.raises(ValueError, match="repeats"):
+        startup.run(argparse.Namespace(quick=True, repeats=0, book_dir=str(tiny_book)))

@@ -313,6 +313,8 @@ def test_bench_adaptive_quick(capsys):
         assert 0 < row["sample_steps"] <= 1
         assert row["adaptive_over_fixed"] == pytest.approx(row["ms"]["adaptive"] / row["ms"]["fixed"])
         assert 0 <= row["outside_network_share"] < 1
+        assert not any(k.endswith("_calls") for k in row["ms"])  # counts are not milliseconds
+        assert row["network_calls"]["adaptive"] <= row["network_calls"]["fixed_stepwise"]
 
 
 @pytest.mark.parametrize("output", ["integrator", "linear"])
