@@ -117,3 +117,31 @@ def test_verify_counts_the_official_number_of_recordings(tmp_path, monkeypatch):
     assert any("expected 60000" in p for p in status["problems"])
     monkeypatch.setattr(nmnist, "NMNIST_COUNTS", {"Train": 20, "Test": 20})
     assert verify_dataset("nmnist", str(tmp_path))["ok"]
+
+
+def test_recording_statistics_by_hand():
+    from snnlab.data.nmnist import recording_statistics
+
+    a = np.zeros(3, dtype=EVENT_DTYPE)
+    a["x"], a["y"], a["t"], a["p"] = [0, 5, 2], [1, 1, 9], [100, 2000, 4000], [1, 0, 1]
+    b = np.zeros(1, dtype=EVENT_DTYPE)
+    b["x"], b["y"], b["t"], b["p"] = [33], [0], [10_000], [0]
+    got = recording_statistics([a, b])
+    # windows 34 x 10; last events at 4 and 10 ms; 2 events per recording; 2 ON of 4
+    assert got == {"recordings": 2, "window": (34, 10), "median_ms": 7.0, "events_mean": 2.0, "on_fraction": 0.5}
+    with pytest.raises(ValueError, match="at least one recording"):
+        recording_statistics([])
+
+
+def test_nmnist_statistics_reads_the_files_or_says_absent(tmp_path):
+    from snnlab.data.nmnist import nmnist_statistics
+
+    assert nmnist_statistics(tmp_path) is None
+    written = write_nmnist(tmp_path, per_digit=2, splits=("Test",))
+    got = nmnist_statistics(tmp_path, train=False, limit=1000)
+    events = list(written.values())
+    assert got["recordings"] == got["of"] == 20
+    assert got["events_mean"] == 400.0
+    assert got["on_fraction"] == pytest.approx(sum(int(np.sum(e[3])) for e in events) / (400 * 20))
+    assert got["median_ms"] == pytest.approx(float(np.median([e[2].max() / 1000 for e in events])))
+    assert got["window"] == (max(int(e[0].max()) for e in events) + 1, max(int(e[1].max()) for e in events) + 1)

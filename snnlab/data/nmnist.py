@@ -29,7 +29,8 @@ from snnlab.data.dvs_camera import EVENT_DTYPE
 from snnlab.data.frames import EventFramesDataset, EventsToFrames
 from snnlab.data.paths import DataMissingError, data_root
 
-__all__ = ["NMNIST_SENSOR", "NMNIST_DEFAULT_T", "NMNIST_COUNTS", "nmnist_folder", "NMNISTDataset", "verify_nmnist"]
+__all__ = ["NMNIST_SENSOR", "NMNIST_DEFAULT_T", "NMNIST_COUNTS", "nmnist_folder", "NMNISTDataset", "verify_nmnist",
+           "recording_statistics", "nmnist_statistics"]
 
 NMNIST_SENSOR = (34, 34, 2)
 NMNIST_DEFAULT_T = 10
@@ -143,3 +144,36 @@ def verify_nmnist(root: str | None = None) -> dict:
             problems.append(f"{folder / split}: {n} recordings (expected {expected})")
     return {"folder": str(folder), "present": files > 0, "files": files, "problems": problems}
 
+
+def recording_statistics(recordings) -> dict:
+    """What chapter 2's table compares between emulated and real recordings, from any sequence of
+    event arrays (fields x, y, t [us], p): ``{"recordings", "window" (width, height: largest x and y
+    plus one), "median_ms" (median time of a recording's last event), "events_mean" (events per
+    recording), "on_fraction" (share of ON events over all events)}``."""
+    n, width, height, last_ms, counts, on = 0, 0, 0, [], [], 0
+    for events in recordings:
+        events = np.asarray(events)
+        if len(events) == 0:
+            raise ValueError(f"recording {n} holds no events.")
+        n += 1
+        width, height = max(width, int(events["x"].max()) + 1), max(height, int(events["y"].max()) + 1)
+        last_ms.append(float(events["t"].max()) / 1000.0)
+        counts.append(len(events))
+        on += int(np.count_nonzero(events["p"]))
+    if n == 0:
+        raise ValueError("recording_statistics needs at least one recording.")
+    return {"recordings": n, "window": (width, height), "median_ms": float(np.median(last_ms)),
+            "events_mean": float(np.mean(counts)), "on_fraction": on / float(sum(counts))}
+
+
+def nmnist_statistics(root: str | None = None, *, train: bool = False, limit: int = 1000) -> dict | None:
+    """:func:`recording_statistics` of ``limit`` N-MNIST recordings spread evenly over the split
+    (every digit), or ``None`` when N-MNIST is not on disk (``snnlab data fetch nmnist``)."""
+    folder = nmnist_folder(root) / _split(train)
+    if not any(folder.glob("*/*.bin")):
+        return None
+    recordings = _nmnist_class()(str(data_root(root)), train=bool(train))
+    picks = np.unique(np.linspace(0, len(recordings) - 1, min(int(limit), len(recordings))).astype(int))
+    stats = recording_statistics(np.asarray(recordings[int(i)][0]) for i in picks)
+    stats["of"] = len(recordings)
+    return stats
