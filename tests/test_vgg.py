@@ -130,3 +130,32 @@ def test_errors():
     m = _vgg()
     with pytest.raises(ValueError, match="time-major"):
         m(torch.randn(3, 4, 1, 9, 9))
+
+
+def test_non_spiking_twin_has_the_spiking_networks_parameters_and_no_neurons():
+    from snnlab.neurons import BaseNode
+
+    torch.manual_seed(0)
+    spiking = build_model("ottt_vgg", num_classes=10, input_shape=(1, 8, 8), T=4, config=(8, "A", 16))
+    torch.manual_seed(0)
+    twin = build_model("ottt_vgg", num_classes=10, input_shape=(1, 8, 8), T=4, config=(8, "A", 16), spiking=False)
+    assert [p.shape for p in spiking.parameters()] == [p.shape for p in twin.parameters()]
+    assert not any(isinstance(m, BaseNode) for m in twin.modules())
+    assert sum(isinstance(m, torch.nn.ReLU) for m in twin.modules()) == 2
+    # NF-Nets' gamma for ReLU, sqrt(2 / (1 - 1/pi)), written out: 1.71286...
+    assert all(abs(m.gamma - 1.7128586) < 1e-6 for m in twin.modules() if type(m).__name__ == "SpikeScale")
+    x = torch.rand(1, 3, 1, 8, 8).repeat(4, 1, 1, 1, 1)  # static input over T = 4
+    out = twin(x)
+    assert torch.allclose(out[0], out[3])  # stateless: every step computes the same output
+    # one step by hand: conv -> ReLU -> gamma -> pool -> conv -> ReLU -> gamma -> GAP -> linear
+    convs = [m for m in twin.modules() if type(m).__name__ == "ScaledWSConv2d"]
+    h = torch.relu(convs[0](x[0])) * 1.7128586
+    h = torch.nn.functional.avg_pool2d(h, 2)
+    h = torch.relu(convs[1](h)) * 1.7128586
+    expected = twin.classifier(h.mean((2, 3)))
+    assert torch.allclose(out[0], expected, atol=1e-5)
+
+
+def test_non_spiking_twin_refuses_neuron_options():
+    with pytest.raises(ValueError, match="no neuron options"):
+        build_model("ottt_vgg", num_classes=10, input_shape=(1, 8, 8), T=4, spiking=False, tau=3.0)

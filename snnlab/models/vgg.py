@@ -20,10 +20,20 @@ instantaneous ``g_u1[t] h[t-1]^T`` rather than eq. 6's trace-based ``g_u1[t] â[
 
 ``width`` multiplies every channel count (``width=1/8``: 8-16-32-64-64-64-64 channels), so the
 network fits this 2-core machine; ``width=1`` is the paper's (9.2M parameters for CIFAR-10).
+
+``spiking=False`` builds the network's non-spiking twin, the reference a spiking run is judged
+against: every LIF neuron becomes a ReLU, and everything else (scaled weight-standardised convs,
+the γ scale, the pools, the classifier and the non-spiking readout) stays, so it has exactly the
+spiking network's parameters. Only the constant γ differs: 2.74 is the authors' value for spikes;
+after a ReLU the weight-standardisation papers' own γ = sqrt(2 / (1 - 1/π)) ≈ 1.71 (NF-Nets, Brock
+et al. 2021) keeps the activations' scale from layer to layer, where 2.74 makes them grow by
+about 1.6x per layer and a deep twin diverge. It is stateless, so on static input every step computes the same
+output (train and evaluate it with T = 1).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -35,7 +45,7 @@ from snnlab.layers.scaled_ws import OTTT_GAMMA, ScaledWSConv2d, SpikeScale
 from snnlab.models.small import TimeFolded, _check_input, make_neuron
 from snnlab.neurons import NonSpikingIntegrator
 
-__all__ = ["OTTT_VGG_CONFIG", "OTTT_NEURON", "OTTTVGG", "ottt_vgg", "ottt_vgg_f", "vgg_channels"]
+__all__ = ["OTTT_VGG_CONFIG", "OTTT_NEURON", "RELU_GAMMA", "OTTTVGG", "ottt_vgg", "ottt_vgg_f", "vgg_channels"]
 
 OTTT_VGG_CONFIG: tuple[int | str, ...] = (64, 128, "A", 256, "A", 512, 512, "A", 512, 512)
 """[0096]: numbers are 3x3 conv output channels, "A" a 2x2 average pool (GAP and FC follow)."""
@@ -43,6 +53,10 @@ OTTT_VGG_CONFIG: tuple[int | str, ...] = (64, 128, "A", 256, "A", 512, 512, "A",
 OTTT_NEURON = dict(neuron="lif", tau=2.0, v_threshold=1.0, v_reset=None, detach_reset=True,
                    decay_input=False, surrogate="sigmoid")
 """OTTT's neuron: λ = 1 - 1/τ = 0.5, V_th = 1, soft reset (detached), input not decayed, sigmoid α=4."""
+
+
+RELU_GAMMA = math.sqrt(2.0 / (1.0 - 1.0 / math.pi))
+"""γ of scaled weight standardisation after a ReLU (NF-Nets, Brock et al. 2021): about 1.713."""
 
 
 def vgg_channels(width: float, config: Sequence[int | str] = OTTT_VGG_CONFIG) -> list[int | str]:
@@ -56,9 +70,11 @@ class OTTTVGG(nn.Module):
     output ``[T, B, num_classes]`` (the output layer's potential u^N[t] at every step)."""
 
     def __init__(self, input_shape: Sequence[int], num_classes: int, *, width: float = 1.0,
-                 feedback: bool = False, gamma: float = OTTT_GAMMA, weight_standardization: bool = True,
-                 config: Sequence[int | str] = OTTT_VGG_CONFIG, **neuron_options) -> None:
+                 feedback: bool = False, gamma: float | None = None, weight_standardization: bool = True,
+                 config: Sequence[int | str] = OTTT_VGG_CONFIG, spiking: bool = True, **neuron_options) -> None:
         super().__init__()
+        if not spiking and neuron_options:
+            raise ValueError(f"a non-spiking VGG (spiking=False) has no neuron options, got {sorted(neuron_options)}.")
         self.input_shape = tuple(int(s) for s in input_shape)
         if len(self.input_shape) != 3:
             raise ValueError(f"OTTTVGG needs per-step input shape (C, H, W), got {self.input_shape}.")
@@ -66,6 +82,8 @@ class OTTTVGG(nn.Module):
         if not channels or channels[0] == "A":
             raise ValueError(f"the VGG config must start with a conv layer, got {list(config)}.")
         neuron = {**OTTT_NEURON, **neuron_options}
+        if gamma is None:
+            gamma = OTTT_GAMMA if spiking else RELU_GAMMA
         c, h, w = self.input_shape
         self.first_size = (h, w)
         layers: list[nn.Module] = []
@@ -78,7 +96,8 @@ class OTTTVGG(nn.Module):
                 continue
             conv = (ScaledWSConv2d(c, item, 3, padding=1) if weight_standardization
                     else nn.Conv2d(c, item, 3, padding=1))
-            layers += [TimeFolded(conv), make_neuron(**neuron), SpikeScale(gamma)]
+            unit = make_neuron(**neuron) if spiking else nn.ReLU()
+            layers += [TimeFolded(conv), unit, SpikeScale(gamma)]
             c = item
         # layers[0] is the first conv; layers[1:] runs from the first neuron to the last hidden layer.
         self.first_conv = layers[0]
@@ -90,6 +109,7 @@ class OTTTVGG(nn.Module):
         # every method, and it keeps one step's graph from reaching into the previous step's (online methods).
         self.readout.cut_temporal_grad = True
         self.width = float(width)
+        self.spiking = bool(spiking)
         self.has_feedback = bool(feedback)
         self.feedback = None
         if feedback:
@@ -124,7 +144,7 @@ class OTTTVGG(nn.Module):
         return torch.cat([self._head(self._feedback_step(x[t : t + 1])) for t in range(x.shape[0])])
 
     def extra_repr(self) -> str:
-        return f"width={self.width}, feedback={self.has_feedback}"
+        return f"width={self.width}, feedback={self.has_feedback}" + ("" if self.spiking else ", spiking=False")
 
 
 def ottt_vgg(*, num_classes: int, input_shape: Sequence[int], T: int | None = None, width: float = 1.0,

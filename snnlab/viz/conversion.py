@@ -128,12 +128,18 @@ def plot_error_vs_T(axes, rows):
     axes[0].legend(fontsize=9)
 
 
-def plot_accuracy_vs_latency(ax, results, ann_accuracy: float):
-    """``results``: dicts with method, latency, accuracy (fractions); one line per method."""
+def plot_accuracy_vs_latency(ax, results, ann_accuracy: float, *, bar: float | None = None):
+    """``results``: dicts with method, latency, accuracy (fractions); one line per method. A row
+    with ``interval`` (the half-width of a 95 % interval, a fraction) gets an error bar. ``bar``
+    (a fraction) draws the matched-accuracy bar."""
     for method in dict.fromkeys(r["method"] for r in results):
         sel = sorted((r for r in results if r["method"] == method), key=lambda r: r["latency"])
-        ax.plot([r["latency"] for r in sel], [100 * r["accuracy"] for r in sel], "o-", label=method)
+        errors = [100 * r["interval"] for r in sel] if all("interval" in r for r in sel) else None
+        ax.errorbar([r["latency"] for r in sel], [100 * r["accuracy"] for r in sel], yerr=errors, fmt="o-",
+                    ms=4, capsize=2, label=method)
     ax.axhline(100 * ann_accuracy, color="k", ls=":", label="ANN")
+    if bar is not None:
+        ax.axhline(100 * bar, color="0.4", ls="--", lw=1, label="matched-accuracy bar")
     ax.set_xscale("log")
     ax.set_xlabel("latency (timesteps until the answer)")
     ax.set_ylabel("test accuracy (%)")
