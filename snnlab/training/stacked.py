@@ -250,10 +250,78 @@ class StackedRun:
     model: StackedSeeds
     test_curve: list[list[float]] = field(default_factory=list)
     """Each seed's test accuracy after every epoch (``[epochs][S]``)."""
+    diverged: list[int | None] = field(default_factory=list)
+    """The step at which each seed's weights or loss became non-finite (None: never). A diverged
+    seed is frozen at zero weights from then on (its accuracy is then that of a constant guess)."""
 
     def final_loss(self, last: int = 20) -> list[float]:
         """Each seed's mean training loss over its ``last`` steps."""
         return self.train_loss[-last:].mean(0).tolist()
+
+
+def _seed_tensors(model: StackedSeeds, seed_index: int, *, grads: bool = False) -> list[torch.Tensor]:
+    """Views of every parameter and buffer of seed ``seed_index`` (or of the parameters' gradients,
+    with ``grads``): stacked tensors are seed-major along their first dimension, and each PerSeed
+    copy belongs to one seed."""
+    S, views = model.n, []
+    owned = {id(m) for q in model.net.modules() if isinstance(q, PerSeed) for m in q.copies.modules()}
+    for module in model.net.modules():
+        if isinstance(module, PerSeed):
+            tensors = list(module.copies[seed_index].parameters())
+            views += [t.grad for t in tensors if t.grad is not None] if grads else tensors
+            continue
+        if id(module) in owned:
+            continue
+        tensors = list(module.parameters(recurse=False))
+        if grads:
+            tensors = [t.grad for t in tensors if t.grad is not None]
+        else:
+            tensors += [t for name, t in module.named_buffers(recurse=False) if name != "num_batches_tracked"]
+        views += [t.view(S, -1)[seed_index] for t in tensors if t.dim() > 0]
+    return views
+
+
+def _freeze_seed(model: StackedSeeds, opt: torch.optim.Optimizer, seed_index: int) -> None:
+    """Set a diverged seed's weights, statistics and optimiser state to zero (running variance 1)."""
+    with torch.no_grad():
+        for t in _seed_tensors(model, seed_index):
+            t.zero_()
+        for module in model.net.modules():
+            if isinstance(module, nn.BatchNorm2d) and module.running_var is not None:
+                module.running_var.view(model.n, -1)[seed_index].fill_(1.0)
+        for state in opt.state.values():
+            for key, value in state.items():
+                if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape[0] % model.n == 0:
+                    value.view(model.n, -1)[seed_index].zero_()
+        for module in model.net.modules():  # PerSeed copies' optimiser state
+            if isinstance(module, PerSeed):
+                for p in module.copies[seed_index].parameters():
+                    for value in opt.state.get(p, {}).values():
+                        if isinstance(value, torch.Tensor):
+                            value.zero_()
+
+
+def _forward_guarded(model: StackedSeeds, opt, x: torch.Tensor, diverged: list, step: int) -> torch.Tensor:
+    """``model(x)``; if a seed's weights have grown so large that its potentials overflow (the
+    neurons reject non-finite input), freeze the seeds with the largest weights and run again."""
+    while True:
+        reset_model(model)
+        try:
+            return model(x)
+        except ValueError as error:
+            if "non-finite" not in str(error):
+                raise
+            live = [s for s in range(model.n) if diverged[s] is None]
+            if not live:
+                raise
+            size = {s: max(float(t.abs().max()) for t in _seed_tensors(model, s) if t.numel()) for s in live}
+            worst = max(size, key=size.get)
+            diverged[worst] = step
+            _freeze_seed(model, opt, worst)
+
+
+def _finite(views: list[torch.Tensor]) -> bool:
+    return all(bool(torch.isfinite(v).all()) for v in views)
 
 
 def _cpu_seconds() -> float:
@@ -289,6 +357,8 @@ def train_stacked(
     training set every epoch (and, with ``rtd_T``, its own random temporal deletion of event
     frames). ``optimizer``: ``"sgd"`` (with ``momentum``) or ``"adam"``; ``schedule``: ``"cosine"``
     (per step, to 0 at the end) or ``"none"``. Every seed is evaluated on the whole test set.
+    A seed whose loss, gradients or weights become non-finite is recorded in ``diverged`` and
+    frozen at zero weights (the others train on); its network then outputs a constant.
     """
     train_x, train_y, test_x, test_y = data
     events = train_x.dim() == 5
@@ -319,6 +389,7 @@ def train_stacked(
     gens = [torch.Generator().manual_seed(10_000 + s) for s in model.seeds]  # each seed's data order
     rtd_gen = torch.Generator().manual_seed(20_000 + model.seeds[0])
     losses, curve, samples, step = [], [], 0, 0
+    diverged: list[int | None] = [None] * S
     train_correct = torch.zeros(S)
     for epoch in range(epochs):
         orders = torch.stack([torch.randperm(N, generator=g) for g in gens])  # [S, N]
@@ -336,12 +407,23 @@ def train_stacked(
                 x = x.unflatten(1, (S, b))
             else:
                 x = x.unflatten(0, (S, b)).unsqueeze(0).expand(T, *([-1] * (x.dim() + 1)))
-            reset_model(model)
-            out = model(x).mean(0)  # [S, b, K]
+            out = _forward_guarded(model, opt, x, diverged, step).mean(0)  # [S, b, K]
             per_seed = nn.functional.cross_entropy(out.flatten(0, 1), y.flatten(), reduction="none").view(S, b).mean(1)
             opt.zero_grad(set_to_none=True)
             per_seed.sum().backward()  # each seed's gradient is that of its own mean loss
+            for s in range(S):
+                if diverged[s] is None and not (bool(torch.isfinite(per_seed[s]))
+                                                and _finite(_seed_tensors(model, s, grads=True))):
+                    diverged[s] = step
+                if diverged[s] is not None:
+                    for g in _seed_tensors(model, s, grads=True):
+                        g.zero_()
             opt.step()
+            for s in range(S):
+                if diverged[s] is None and not _finite(_seed_tensors(model, s)):
+                    diverged[s] = step
+                if diverged[s] == step:
+                    _freeze_seed(model, opt, s)
             if sched is not None:
                 sched.step()
             losses.append(per_seed.detach())
@@ -353,7 +435,8 @@ def train_stacked(
     return StackedRun(
         seeds=model.seeds, test_accuracy=curve[-1], train_loss=torch.stack(losses),
         train_accuracy=(train_correct / N).tolist(), steps=step, samples=samples, test_samples=len(test_y),
-        seconds=time.perf_counter() - t0, cpu_seconds=_cpu_seconds() - c0, model=model, test_curve=curve)
+        seconds=time.perf_counter() - t0, cpu_seconds=_cpu_seconds() - c0, model=model, test_curve=curve,
+        diverged=diverged)
 
 
 @torch.no_grad()
