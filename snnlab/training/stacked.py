@@ -1,0 +1,492 @@
+"""Several seeds of one small network trained as one model (grouped convolutions).
+
+A comparison over seeds trains the same tiny network S times. On a CPU each of those runs pays the
+per-operation overhead of a tiny network (a convolution of 8 channels, a neuron kernel on a few
+thousand elements) S times over. :class:`StackedSeeds` merges S independently initialised copies
+into one network whose layers hold the S copies side by side along the channel axis:
+
+* ``Conv2d(c_in, c_out, groups=g)`` becomes ``Conv2d(S·c_in, S·c_out, groups=S·g)`` (seed ``s`` owns
+  channel group ``s``), ``BatchNorm2d(c)`` becomes ``BatchNorm2d(S·c)`` (statistics per channel, so
+  per seed), ``Linear(i, o)`` becomes :class:`SeedLinear` (S weight matrices);
+* parameter-free layers (IF/LIF neurons, pooling, ReLU) work element- or channel-wise and are
+  shared; a neuron with a learnable parameter (PLIF's τ) becomes :class:`PerSeed`, one neuron per
+  seed on its own channels.
+
+Seed ``s`` of the stack computes exactly what copy ``s`` computes alone (tested against the
+separate models, forward and gradients), and because no parameter is shared and SGD, momentum,
+weight decay and Adam act element-wise, one optimiser step on the stack is S independent steps.
+Each seed gets its own inputs: :meth:`StackedSeeds.forward` takes ``[T, S, B, C, H, W]``, so every
+seed keeps its own data order (and its own random temporal deletion). Nothing couples the seeds
+except that they are run in the same call; gradient clipping over all parameters would couple
+them and is not used.
+
+:func:`train_stacked` trains such a stack on tensors held in memory and evaluates every seed on the
+whole test set; it returns a :class:`StackedRun` with the per-seed losses, accuracies, steps and
+samples seen, ready for :func:`snnlab.analysis.seeds.mean_interval` and friends.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+from snnlab.checks import check_positive, check_positive_int
+from snnlab.neurons import BaseNode, PLIFNode
+from snnlab.training.state import reset_model
+
+__all__ = ["SeedLinear", "PerSeed", "StackedSeeds", "stack_models", "StackedRun", "train_stacked",
+           "random_temporal_deletion", "layer_firing_rates"]
+
+
+class SeedLinear(nn.Module):
+    """S independent linear layers on ``[..., S·in]`` -> ``[..., S·out]`` (seed-major chunks)."""
+
+    def __init__(self, layers: Sequence[nn.Linear]) -> None:
+        super().__init__()
+        shapes = {tuple(m.weight.shape) for m in layers}
+        if len(shapes) != 1:
+            raise ValueError(f"SeedLinear needs layers of one shape, got {sorted(shapes)}.")
+        self.seeds = len(layers)
+        self.out_features, self.in_features = next(iter(shapes))
+        self.weight = nn.Parameter(torch.stack([m.weight.detach() for m in layers]).clone())  # [S, out, in]
+        has_bias = [m.bias is not None for m in layers]
+        if any(has_bias) != all(has_bias):
+            raise ValueError("SeedLinear needs all layers with a bias or all without.")
+        self.bias = nn.Parameter(torch.stack([m.bias.detach() for m in layers]).clone()) if all(has_bias) else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.seeds * self.in_features:
+            raise ValueError(f"SeedLinear expects a last dimension of {self.seeds}·{self.in_features}, "
+                             f"got {tuple(x.shape)}.")
+        y = torch.einsum("...si,soi->...so", x.unflatten(-1, (self.seeds, self.in_features)), self.weight)
+        if self.bias is not None:
+            y = y + self.bias
+        return y.flatten(-2)
+
+    def extra_repr(self) -> str:
+        return f"seeds={self.seeds}, in_features={self.in_features}, out_features={self.out_features}"
+
+
+class PerSeed(nn.Module):
+    """One module per seed, each applied to its own chunk of the channel axis (dim 2 of a
+    multi-step ``[T, B, S·C, ...]`` tensor): for neurons with learnable parameters (PLIF)."""
+
+    def __init__(self, modules: Sequence[nn.Module], dim: int = 2) -> None:
+        super().__init__()
+        self.copies = nn.ModuleList(modules)
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        chunks = x.chunk(len(self.copies), dim=self.dim)
+        if len(chunks) != len(self.copies) or x.shape[self.dim] % len(self.copies):
+            raise ValueError(f"PerSeed: dimension {self.dim} of {tuple(x.shape)} does not split into "
+                             f"{len(self.copies)} equal chunks.")
+        return torch.cat([m(c) for m, c in zip(self.copies, chunks)], dim=self.dim)
+
+
+def _stack_leaf(name: str, leaves: list[nn.Module]) -> nn.Module | None:
+    """The stacked version of one leaf module (None: keep the template's module unchanged)."""
+    first, S = leaves[0], len(leaves)
+    if isinstance(first, nn.Conv2d):
+        if first.padding_mode != "zeros":
+            raise ValueError(f"{name}: only zero-padded convolutions can be stacked.")
+        conv = nn.Conv2d(S * first.in_channels, S * first.out_channels, first.kernel_size, stride=first.stride,
+                         padding=first.padding, dilation=first.dilation, groups=S * first.groups,
+                         bias=first.bias is not None)
+        with torch.no_grad():
+            conv.weight.copy_(torch.cat([m.weight for m in leaves]))
+            if conv.bias is not None:
+                conv.bias.copy_(torch.cat([m.bias for m in leaves]))
+        return conv
+    if isinstance(first, nn.BatchNorm2d):
+        bn = nn.BatchNorm2d(S * first.num_features, eps=first.eps, momentum=first.momentum, affine=first.affine,
+                            track_running_stats=first.track_running_stats)
+        with torch.no_grad():
+            for attr in ("weight", "bias", "running_mean", "running_var"):
+                if getattr(first, attr) is not None:
+                    getattr(bn, attr).copy_(torch.cat([getattr(m, attr) for m in leaves]))
+            if first.num_batches_tracked is not None:
+                bn.num_batches_tracked.copy_(first.num_batches_tracked)
+        return bn
+    if isinstance(first, nn.Linear):
+        return SeedLinear(leaves)
+    if isinstance(first, PLIFNode):
+        if first.step_mode != "m":
+            raise ValueError(f"{name}: only multi-step neurons can be stacked (their channel axis is dim 2).")
+        return PerSeed([copy.deepcopy(m) for m in leaves])
+    if any(True for _ in first.parameters(recurse=False)) or any(True for _ in first.buffers(recurse=False)):
+        raise TypeError(f"{name}: stack_models cannot stack a {type(first).__name__} (it has parameters or "
+                        "buffers); it supports Conv2d, BatchNorm2d, Linear, PLIF neurons and parameter-free layers.")
+    return None
+
+
+def stack_models(models: Sequence[nn.Module]) -> nn.Module:
+    """One network computing ``len(models)`` copies of one architecture side by side along the
+    channel axis (see the module docstring). The copies must have the same structure; their
+    weights may differ (each seed's own initialisation). Returns a new module; the inputs are
+    not modified."""
+    models = list(models)
+    if len(models) < 1:
+        raise ValueError("stack_models needs at least one model.")
+    names = [[n for n, _ in m.named_modules()] for m in models]
+    if any(n != names[0] for n in names[1:]):
+        raise ValueError("stack_models needs copies of one architecture (the module trees differ).")
+    stacked = copy.deepcopy(models[0])
+    replacements = []
+    for name, module in stacked.named_modules():
+        if name == "" or isinstance(module, PerSeed):
+            continue
+        if any(True for _ in module.children()) and not isinstance(module, BaseNode):
+            continue
+        new = _stack_leaf(name, [m.get_submodule(name) for m in models])
+        if new is not None:
+            replacements.append((name, new))
+    for name, new in replacements:
+        parent_name, _, child = name.rpartition(".")
+        setattr(stacked.get_submodule(parent_name) if parent_name else stacked, child, new)
+    return stacked
+
+
+class StackedSeeds(nn.Module):
+    """``S`` copies of a network, built by ``build()`` under ``torch.manual_seed(seed)`` for each
+    seed, run as one (:func:`stack_models`).
+
+    ``forward(x)``: ``x`` is ``[T, S, B, C, ...]`` (seed ``s`` reads ``x[:, s]``), the output
+    ``[T, S, B, K]``. :meth:`copy_of` gives seed ``s``'s network as a standalone module.
+    A network that records its per-step input shape in ``input_shape`` (snnlab's ResNets and
+    7B-Nets check it) gets the stacked channel count.
+    """
+
+    def __init__(self, build: Callable[[], nn.Module], seeds: Sequence[int]) -> None:
+        super().__init__()
+        self.seeds = [int(s) for s in seeds]
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct and at least one, got {list(seeds)}.")
+        copies = []
+        for seed in self.seeds:
+            torch.manual_seed(seed)
+            copies.append(build())
+        self._template = [copy.deepcopy(copies[0])]  # a plain list: not a submodule, not trained
+        self.net = stack_models(copies)
+        shape = getattr(self.net, "input_shape", None)
+        if shape is not None:
+            self.net.input_shape = (len(self.seeds) * shape[0], *shape[1:])
+
+    @property
+    def n(self) -> int:
+        return len(self.seeds)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() < 4 or x.shape[1] != self.n:
+            raise ValueError(f"StackedSeeds expects [T, S={self.n}, B, C, ...], got {tuple(x.shape)}.")
+        T, S, B = x.shape[:3]
+        packed = x.transpose(1, 2).flatten(2, 3)  # [T, B, S·C, ...], seed-major channels
+        out = self.net(packed)  # [T, B, S·K]
+        return out.unflatten(-1, (S, -1)).transpose(1, 2)  # [T, S, B, K]
+
+    def copy_of(self, index: int) -> nn.Module:
+        """Seed ``seeds[index]``'s network alone, with its current (trained) weights."""
+        if not 0 <= index < self.n:
+            raise IndexError(f"index must be in [0, {self.n}), got {index}.")
+        single = copy.deepcopy(self._template[0])
+        S = self.n
+        stacked = dict(self.net.named_modules())
+        for name, module in single.named_modules():
+            src = stacked.get(name)
+            if isinstance(src, PerSeed):
+                src_module = src.copies[index]
+                module.load_state_dict(src_module.state_dict())
+                continue
+            own = dict(module.named_parameters(recurse=False))
+            own.update(dict(module.named_buffers(recurse=False)))
+            for attr, tensor in own.items():
+                value = getattr(src, attr)
+                if isinstance(src, SeedLinear):
+                    part = value[index]
+                elif attr == "num_batches_tracked":
+                    part = value
+                else:
+                    part = value.chunk(S, dim=0)[index]
+                with torch.no_grad():
+                    tensor.copy_(part)
+        return single
+
+
+def random_temporal_deletion(x: torch.Tensor, keep: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """SEW ResNet's random temporal deletion for a batch ``[T, N, ...]``: each sample keeps
+    ``keep`` of its T frames, chosen at random and kept in order (section A.2)."""
+    T, N = x.shape[:2]
+    if not 1 <= keep <= T:
+        raise ValueError(f"keep must be in [1, T={T}], got {keep}.")
+    idx = torch.rand(N, T, generator=generator).argsort(dim=1)[:, :keep].sort(dim=1).values  # [N, keep]
+    gather = idx.T.reshape(keep, N, *([1] * (x.dim() - 2))).expand(keep, N, *x.shape[2:])
+    return torch.gather(x, 0, gather)
+
+
+@dataclass
+class StackedRun:
+    """What :func:`train_stacked` returns: one entry per seed throughout."""
+
+    seeds: list[int]
+    test_accuracy: list[float]
+    """On the whole test set, after the last step."""
+    train_loss: torch.Tensor
+    """``[steps, S]``: each seed's training loss at every step."""
+    train_accuracy: list[float]
+    """Each seed's accuracy on its training batches of the last epoch."""
+    steps: int
+    """Optimiser steps per seed."""
+    samples: int
+    """Training samples each seed has seen (steps x batch, the last batch of an epoch may be short)."""
+    test_samples: int
+    seconds: float
+    cpu_seconds: float
+    model: StackedSeeds
+    test_curve: list[list[float]] = field(default_factory=list)
+    """Each seed's test accuracy after every epoch (``[epochs][S]``)."""
+    diverged: list[int | None] = field(default_factory=list)
+    """The step at which each seed's weights or loss became non-finite (None: never). A diverged
+    seed is frozen at zero weights from then on (its accuracy is then that of a constant guess)."""
+
+    def final_loss(self, last: int = 20) -> list[float]:
+        """Each seed's mean training loss over its ``last`` steps."""
+        return self.train_loss[-last:].mean(0).tolist()
+
+
+def _seed_tensors(model: StackedSeeds, seed_index: int, *, grads: bool = False) -> list[torch.Tensor]:
+    """Views of every parameter and buffer of seed ``seed_index`` (or of the parameters' gradients,
+    with ``grads``): stacked tensors are seed-major along their first dimension, and each PerSeed
+    copy belongs to one seed."""
+    S, views = model.n, []
+    owned = {id(m) for q in model.net.modules() if isinstance(q, PerSeed) for m in q.copies.modules()}
+    for module in model.net.modules():
+        if isinstance(module, PerSeed):
+            tensors = list(module.copies[seed_index].parameters())
+            views += [t.grad for t in tensors if t.grad is not None] if grads else tensors
+            continue
+        if id(module) in owned:
+            continue
+        tensors = list(module.parameters(recurse=False))
+        if grads:
+            tensors = [t.grad for t in tensors if t.grad is not None]
+        else:
+            tensors += [t for name, t in module.named_buffers(recurse=False) if name != "num_batches_tracked"]
+        views += [t.view(S, -1)[seed_index] for t in tensors if t.dim() > 0]
+    return views
+
+
+def _freeze_seed(model: StackedSeeds, opt: torch.optim.Optimizer, seed_index: int) -> None:
+    """Set a diverged seed's weights, statistics and optimiser state to zero (running variance 1)."""
+    with torch.no_grad():
+        for t in _seed_tensors(model, seed_index):
+            t.zero_()
+        for module in model.net.modules():
+            if isinstance(module, nn.BatchNorm2d) and module.running_var is not None:
+                module.running_var.view(model.n, -1)[seed_index].fill_(1.0)
+        for state in opt.state.values():
+            for key, value in state.items():
+                if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape[0] % model.n == 0:
+                    value.view(model.n, -1)[seed_index].zero_()
+        for module in model.net.modules():  # PerSeed copies' optimiser state
+            if isinstance(module, PerSeed):
+                for p in module.copies[seed_index].parameters():
+                    for value in opt.state.get(p, {}).values():
+                        if isinstance(value, torch.Tensor):
+                            value.zero_()
+
+
+def _forward_guarded(model: StackedSeeds, opt, x: torch.Tensor, diverged: list, step: int) -> torch.Tensor:
+    """``model(x)``; if a seed's weights have grown so large that its potentials overflow (the
+    neurons reject non-finite input), freeze the seeds with the largest weights and run again."""
+    while True:
+        reset_model(model)
+        try:
+            return model(x)
+        except ValueError as error:
+            if "non-finite" not in str(error):
+                raise
+            live = [s for s in range(model.n) if diverged[s] is None]
+            if not live:
+                raise
+            size = {s: max(float(t.abs().max()) for t in _seed_tensors(model, s) if t.numel()) for s in live}
+            worst = max(size, key=size.get)
+            diverged[worst] = step
+            _freeze_seed(model, opt, worst)
+
+
+def _finite(views: list[torch.Tensor]) -> bool:
+    return all(bool(torch.isfinite(v).all()) for v in views)
+
+
+def _cpu_seconds() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def train_stacked(
+    build: Callable[[], nn.Module],
+    seeds: Sequence[int],
+    data: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+    *,
+    T: int | None = None,
+    epochs: int = 1,
+    batch_size: int = 32,
+    optimizer: str = "sgd",
+    lr: float = 0.1,
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    schedule: str = "cosine",
+    rtd_T: int | None = None,
+    eval_every_epoch: bool = False,
+    eval_batch: int = 450,
+) -> StackedRun:
+    """Train ``len(seeds)`` copies of ``build()`` as one :class:`StackedSeeds` with BPTT and the
+    cross-entropy of the mean output over time (SEW ResNet's loss).
+
+    ``data`` is ``(train_x, train_y, test_x, test_y)`` held in memory: static images ``[N, C, H, W]``
+    (repeated over ``T`` steps) or event frames ``[N, T, C, H, W]`` (``T`` taken from them).
+    Seed ``s`` initialises its copy with ``torch.manual_seed(s)`` and draws its own order of the
+    training set every epoch (and, with ``rtd_T``, its own random temporal deletion of event
+    frames). ``optimizer``: ``"sgd"`` (with ``momentum``) or ``"adam"``; ``schedule``: ``"cosine"``
+    (per step, to 0 at the end) or ``"none"``. Every seed is evaluated on the whole test set.
+    A seed whose loss, gradients or weights become non-finite is recorded in ``diverged`` and
+    frozen at zero weights (the others train on); its network then outputs a constant.
+    """
+    train_x, train_y, test_x, test_y = data
+    events = train_x.dim() == 5
+    if events:
+        T = train_x.shape[1]
+    elif T is None:
+        raise ValueError("static images need T (the number of steps each image is shown).")
+    check_positive_int("epochs", epochs)
+    check_positive_int("batch_size", batch_size)
+    check_positive("lr", lr)
+    if optimizer not in ("sgd", "adam"):
+        raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}.")
+    if schedule not in ("cosine", "none"):
+        raise ValueError(f"schedule must be 'cosine' or 'none', got {schedule!r}.")
+    if rtd_T is not None and not events:
+        raise ValueError("rtd_T (random temporal deletion) applies to event frames [N, T, C, H, W] only.")
+
+    t0, c0 = time.perf_counter(), _cpu_seconds()
+    model = StackedSeeds(build, seeds)
+    S, N = model.n, len(train_y)
+    params = list(model.parameters())
+    opt = (torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay) if optimizer == "sgd"
+           else torch.optim.Adam(params, lr=lr, weight_decay=weight_decay))
+    per_epoch = math.ceil(N / batch_size)
+    total = epochs * per_epoch
+    sched = (torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 0.5 * (1 + math.cos(math.pi * k / total)))
+             if schedule == "cosine" else None)
+    gens = [torch.Generator().manual_seed(10_000 + s) for s in model.seeds]  # each seed's data order
+    rtd_gen = torch.Generator().manual_seed(20_000 + model.seeds[0])
+    losses, curve, samples, step = [], [], 0, 0
+    diverged: list[int | None] = [None] * S
+    train_correct = torch.zeros(S)
+    for epoch in range(epochs):
+        orders = torch.stack([torch.randperm(N, generator=g) for g in gens])  # [S, N]
+        train_correct.zero_()
+        model.train()
+        for start in range(0, N, batch_size):
+            idx = orders[:, start:start + batch_size]  # [S, b]
+            b = idx.shape[1]
+            x = train_x[idx.flatten()]  # [S·b, ...]
+            y = train_y[idx].long()  # [S, b]
+            if events:
+                x = x.transpose(0, 1)  # [T, S·b, C, H, W]
+                if rtd_T is not None:
+                    x = random_temporal_deletion(x, rtd_T, generator=rtd_gen)
+                x = x.unflatten(1, (S, b))
+            else:
+                x = x.unflatten(0, (S, b)).unsqueeze(0).expand(T, *([-1] * (x.dim() + 1)))
+            out = _forward_guarded(model, opt, x, diverged, step).mean(0)  # [S, b, K]
+            per_seed = nn.functional.cross_entropy(out.flatten(0, 1), y.flatten(), reduction="none").view(S, b).mean(1)
+            opt.zero_grad(set_to_none=True)
+            per_seed.sum().backward()  # each seed's gradient is that of its own mean loss
+            for s in range(S):
+                if diverged[s] is None and not (bool(torch.isfinite(per_seed[s]))
+                                                and _finite(_seed_tensors(model, s, grads=True))):
+                    diverged[s] = step
+                if diverged[s] is not None:
+                    for g in _seed_tensors(model, s, grads=True):
+                        g.zero_()
+            opt.step()
+            for s in range(S):
+                if diverged[s] is None and not _finite(_seed_tensors(model, s)):
+                    diverged[s] = step
+                if diverged[s] == step:
+                    _freeze_seed(model, opt, s)
+            if sched is not None:
+                sched.step()
+            losses.append(per_seed.detach())
+            train_correct += (out.argmax(-1) == y).float().sum(1)
+            samples += b
+            step += 1
+        if eval_every_epoch or epoch == epochs - 1:
+            curve.append(evaluate_stacked(model, test_x, test_y, T=T, batch=eval_batch))
+    return StackedRun(
+        seeds=model.seeds, test_accuracy=curve[-1], train_loss=torch.stack(losses),
+        train_accuracy=(train_correct / N).tolist(), steps=step, samples=samples, test_samples=len(test_y),
+        seconds=time.perf_counter() - t0, cpu_seconds=_cpu_seconds() - c0, model=model, test_curve=curve,
+        diverged=diverged)
+
+
+@torch.no_grad()
+def evaluate_stacked(model: StackedSeeds, x: torch.Tensor, y: torch.Tensor, *, T: int, batch: int = 450) -> list[float]:
+    """Each seed's accuracy on the whole of ``(x, y)`` (eval mode, argmax of the mean output)."""
+    was = model.training
+    model.eval()
+    correct = torch.zeros(model.n)
+    try:
+        for start in range(0, len(y), batch):
+            xb, yb = x[start:start + batch], y[start:start + batch].long()
+            if xb.dim() == 5:  # events [b, T, C, H, W]
+                xs = xb.transpose(0, 1).unsqueeze(1).expand(-1, model.n, *([-1] * (xb.dim() - 1)))
+            else:
+                xs = xb.unsqueeze(0).unsqueeze(0).expand(T, model.n, *([-1] * xb.dim()))
+            reset_model(model)
+            pred = model(xs).mean(0).argmax(-1)  # [S, b]
+            correct += (pred == yb).float().sum(1)
+    finally:
+        model.train(was)
+        reset_model(model)
+    return (correct / len(y)).tolist()
+
+
+@torch.no_grad()
+def layer_firing_rates(model: StackedSeeds, x: torch.Tensor) -> dict[str, list[float]]:
+    """Mean output of every spiking-neuron layer per seed, on inputs ``x`` ``[T, S, B, ...]``:
+    ``{layer name: [rate of seed 0, ...]}`` (a diagnosis of silent or saturated layers)."""
+    rates: dict[str, list[float]] = {}
+    hooks = []
+    S = model.n
+
+    def hook(name):
+        def fn(module, inputs, output):
+            rates[name] = [float(c.mean()) for c in output.detach().chunk(S, dim=2)]
+        return fn
+
+    per_seed = [n for n, q in model.net.named_modules() if isinstance(q, PerSeed)]
+    for name, m in model.net.named_modules():
+        inside = any(name.startswith(p + ".") for p in per_seed)
+        if isinstance(m, (BaseNode, PerSeed)) and not inside:
+            hooks.append(m.register_forward_hook(hook(name)))
+    was = model.training
+    model.eval()
+    try:
+        reset_model(model)
+        model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was)
+        reset_model(model)
+    return rates
