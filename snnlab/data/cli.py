@@ -16,17 +16,18 @@ __all__ = ["register", "data_status"]
 def data_status(root: str | None = None) -> list[dict]:
     """One record per data set: name, kind, classes, item shape, where it is, whether it is
     ready. Cheap (file presence only, no checksums)."""
-    from snnlab.data.emulated import EmulatedConfig, emulated_cache_path
+    from snnlab.data.emulated import EMULATED_PRESETS, EmulatedConfig, emulated_cache_path
     from snnlab.data.real import verify_dataset
     from snnlab.data.registry import DATASETS, dataset_info
 
+    presets = {p.dataset_name: p.name for p in EMULATED_PRESETS.values()}
     rows = []
     for name in DATASETS:
         info = dataset_info(name)
         if name == "digits":
             where, ready, note = "inside scikit-learn (no download)", True, "embedded"
-        elif name == "nmnist-emulated":
-            path = emulated_cache_path(EmulatedConfig(), root)
+        elif name in presets:
+            path = emulated_cache_path(EmulatedConfig.from_preset(presets[name]), root)
             where, ready = str(path), path.is_file()
             note = "cached" if ready else "not generated yet: snnlab data prepare (or generated on first use)"
         else:
@@ -56,9 +57,10 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from snnlab.data.emulated import EmulatedConfig, EmulatedRecordings, prepare_emulated_digits
+    from snnlab.data.emulated import EMULATED_PRESETS, EmulatedConfig, EmulatedRecordings, prepare_emulated_digits
     from snnlab.data.registry import _spec
 
+    presets = {p.dataset_name: p.name for p in EMULATED_PRESETS.values()}
     names = args.names or ["digits", "nmnist-emulated"]
     for name in names:
         spec = _spec(name)
@@ -71,7 +73,7 @@ def _prepare(args: argparse.Namespace) -> int:
         options = {} if args.contrast is None else {"contrast": args.contrast}
         if args.limit is not None:
             options["limit"] = args.limit
-        config = EmulatedConfig.from_options(seed=args.seed, **options)
+        config = EmulatedConfig.from_preset(presets[name], seed=args.seed, **options)
         start = time.perf_counter()
         path = prepare_emulated_digits(config, args.root, progress=not args.quiet, force=args.force)
         seconds = time.perf_counter() - start
@@ -169,10 +171,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("prepare", help="generate the embedded/emulated data sets into the cache")
     add_root(p)
-    p.add_argument("names", nargs="*", help="digits and/or nmnist-emulated (default: both)")
+    p.add_argument("names", nargs="*",
+                   help="digits, nmnist-emulated, nmnist-emulated-faint (default: digits and nmnist-emulated)")
     p.add_argument("--force", action="store_true", help="regenerate even if cached")
     p.add_argument("--seed", type=int, default=0, help="noise seed of the recordings (default 0)")
-    p.add_argument("--contrast", type=float, default=None, help="DVS contrast threshold C (default 0.2)")
+    p.add_argument("--contrast", type=float, default=None, help="DVS contrast threshold C (default: the preset's, 0.2 for nmnist-emulated)")
     p.add_argument("--limit", type=int, default=None,
                    help="only the first N digits (a quick look; a separate cache file)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -7,6 +7,23 @@ threshold mismatch, recording seed for the noise) and is cached on disk as one `
 under ``<root>/emulated/``, named by a hash of the configuration and written atomically, so a
 changed parameter makes a new file and an interrupted run leaves none. The split is the digits'
 fixed split (:func:`snnlab.data.digits.digits_split`).
+
+Presets (:data:`EMULATED_PRESETS`, each registered as a data set name, see
+:mod:`snnlab.data.registry`):
+
+* ``default`` (``nmnist-emulated``): the camera as configured by :class:`DVSParams` (v2e's
+  contrast threshold, a monitor's black level, little background noise), T = 10 frames of 34x34.
+  Every frame holds hundreds of clean edge events: a single frame already shows the digit.
+* ``faint`` (``nmnist-emulated-faint``): a dim, low-contrast scene seen by a less sensitive, noisier
+  camera, so that evidence has to accumulate over time. The strokes are only 1/0.6 = 1.7 times
+  brighter than the background (``dark_level=0.6``: a log-intensity step of 0.51 where the default's
+  black level of 0.1 gives 2.30), the contrast threshold is 0.3 instead of 0.2, so an edge that
+  crosses a pixel fires one or two events instead of about eleven, and the background activity is
+  3 Hz per pixel instead of 0.5 Hz. The recording is cut into T = 8 frames and downsampled to
+  17x17. A frame then holds about 70 events caused by the digit among about 130 noise events (35 %
+  signal, against 98 % for ``default``; :func:`frame_signal_to_noise`), and a classifier that sees
+  one frame does far worse than one that sees all eight (chapter 7 measures both, with a linear
+  classifier and with spiking networks).
 """
 
 from __future__ import annotations
@@ -33,12 +50,17 @@ __all__ = [
     "EMULATED_SENSOR",
     "EMULATED_DIGIT_PX",
     "EMULATED_DEFAULT_T",
+    "EmulatedPreset",
+    "EMULATED_PRESETS",
+    "emulated_preset",
     "EmulatedConfig",
     "EmulatedRecordings",
     "generate_emulated_digits",
     "emulated_cache_path",
     "prepare_emulated_digits",
     "EmulatedDigitsDataset",
+    "FrameSignalToNoise",
+    "frame_signal_to_noise",
 ]
 
 EMULATED_SENSOR = 34  # N-MNIST's window
@@ -64,6 +86,12 @@ class EmulatedConfig:
         return hashlib.sha1(payload.encode()).hexdigest()[:12]
 
     @classmethod
+    def from_preset(cls, preset: str = "default", **options) -> "EmulatedConfig":
+        """The configuration of preset ``preset`` (:data:`EMULATED_PRESETS`), with ``options``
+        (as for :meth:`from_options`) overriding its camera settings."""
+        return cls.from_options(**{**emulated_preset(preset).camera, **options})
+
+    @classmethod
     def from_options(cls, **options) -> "EmulatedConfig":
         """Build from flat keyword options: any DVSParams or SaccadeParams field, plus
         ``camera_seed``, ``seed``, ``digit_px``, ``sensor_px``, ``limit``."""
@@ -77,6 +105,45 @@ class EmulatedConfig:
         return cls(dvs=DVSParams(**{k: v for k, v in options.items() if k in dvs_fields}),
                    saccades=SaccadeParams(**{k: v for k, v in options.items() if k in sac_fields}),
                    **{k: v for k, v in options.items() if k in own})
+
+
+@dataclass(frozen=True)
+class EmulatedPreset:
+    """A named setting of the emulated data set: camera options (any :class:`DVSParams` or
+    :class:`SaccadeParams` field, see :meth:`EmulatedConfig.from_options`) and the default framing
+    (``T`` frames of ``size`` x ``size``; ``size=None``: the 34x34 sensor)."""
+
+    name: str
+    description: str
+    camera: dict = field(default_factory=dict)
+    T: int = EMULATED_DEFAULT_T
+    size: int | None = None
+
+    @property
+    def dataset_name(self) -> str:
+        """Its name in :func:`snnlab.data.load_dataset`: ``nmnist-emulated`` for ``default``,
+        ``nmnist-emulated-<name>`` for the others."""
+        return "nmnist-emulated" if self.name == "default" else f"nmnist-emulated-{self.name}"
+
+
+EMULATED_PRESETS: dict[str, EmulatedPreset] = {
+    "default": EmulatedPreset(
+        "default", "the camera as configured by DVSParams (contrast threshold 0.2, black level 0.1, "
+        "0.5 Hz/pixel background activity), T=10 frames of 34x34"),
+    "faint": EmulatedPreset(
+        "faint", "a dim, low-contrast scene, a less sensitive and noisier camera (black level 0.6, "
+        "contrast threshold 0.3, 3 Hz/pixel background activity), T=8 frames of 17x17: one frame is "
+        "not enough, evidence accumulates over time",
+        camera={"dark_level": 0.6, "contrast": 0.3, "noise_rate_hz": 3.0}, T=8, size=17),
+}
+"""Preset name -> :class:`EmulatedPreset` (see the module docstring for why ``faint`` is set as it is)."""
+
+
+def emulated_preset(name: str) -> EmulatedPreset:
+    """The preset called ``name``; an unknown name raises a ``ValueError`` listing the presets."""
+    if not isinstance(name, str) or name not in EMULATED_PRESETS:
+        raise ValueError(f"unknown emulated-camera preset {name!r}; presets: {', '.join(EMULATED_PRESETS)}.")
+    return EMULATED_PRESETS[name]
 
 
 @dataclass
@@ -187,26 +254,32 @@ class EmulatedDigitsDataset(Dataset):
 
     Parameters:
         train: the digits' fixed train (1,347) or test (450) split.
-        T: frames per recording (default 10).
+        preset: a name of :data:`EMULATED_PRESETS` (``"default"`` or ``"faint"``): its camera
+            options and its default ``T`` and ``size``.
+        T: frames per recording (default: the preset's, 10 for ``default``, 8 for ``faint``).
         root: data root for the cache.
-        size: frame side after ``tonic.transforms.Downsample`` (default 34, the sensor).
+        size: frame side after ``tonic.transforms.Downsample`` (default: the preset's; 34, the
+            sensor, for ``default``).
         time_window_ms: fixed-length frames from the first event (else T equal bins).
         denoise_us: ``tonic.transforms.Denoise`` filter time (None: off).
         rtd_T: random temporal deletion to ``rtd_T`` frames, training split only.
         progress: show a progress bar if the recordings have to be generated.
         **camera: emulator options (``contrast``, ``noise_rate_hz``, ``seed`` ..., see
-            :meth:`EmulatedConfig.from_options`); each distinct setting has its own cache file.
+            :meth:`EmulatedConfig.from_options`), overriding the preset's; each distinct setting
+            has its own cache file.
 
     ``dataset.recordings`` holds all recordings; ``dataset.events(i)`` the raw events of item i.
     """
 
-    def __init__(self, train: bool, *, T: int | None = None, root: str | None = None,
+    def __init__(self, train: bool, *, preset: str = "default", T: int | None = None, root: str | None = None,
                  size: int | None = None, time_window_ms: float | None = None,
                  denoise_us: float | None = None, rtd_T: int | None = None,
                  progress: bool = True, **camera):
         self.train = bool(train)
-        self.config = EmulatedConfig.from_options(**camera)
-        self.T = EMULATED_DEFAULT_T if T is None else check_timesteps("T", T)
+        self.preset = emulated_preset(preset)
+        self.config = EmulatedConfig.from_preset(preset, **camera)
+        self.T = self.preset.T if T is None else check_timesteps("T", T)
+        size = self.preset.size if size is None else size
         self.path = prepare_emulated_digits(self.config, root, progress=progress)
         self.recordings = EmulatedRecordings.load(self.path)
         split = digits_split(self.train)
@@ -245,3 +318,51 @@ class _RecordingEvents:
 
     def __getitem__(self, i: int):
         return self.recordings.events(i), int(self.recordings.labels[i])
+
+
+@dataclass(frozen=True)
+class FrameSignalToNoise:
+    """Events in one frame of a recording cut into ``T`` frames (:func:`frame_signal_to_noise`)."""
+
+    T: int
+    signal_per_frame: float
+    """Mean events the scene causes per frame (the same recordings with the noise switched off)."""
+    noise_per_frame: float
+    """Mean background-activity events per frame (their Poisson mean: rate x pixels x duration / T)."""
+
+    @property
+    def snr(self) -> float:
+        """Signal events over the noise count's standard deviation (Poisson: the square root of its
+        mean). It falls as ``1/sqrt(T)`` when a recording is cut into more frames."""
+        return self.signal_per_frame / self.noise_per_frame ** 0.5 if self.noise_per_frame > 0 else float("inf")
+
+    @property
+    def signal_fraction(self) -> float:
+        """The share of a frame's events that the scene caused."""
+        total = self.signal_per_frame + self.noise_per_frame
+        return self.signal_per_frame / total if total > 0 else 0.0
+
+
+def frame_signal_to_noise(config: EmulatedConfig = EmulatedConfig(), T: int = EMULATED_DEFAULT_T, *,
+                          digits: int = 50) -> FrameSignalToNoise:
+    """How much of one frame is signal: the first ``digits`` digits recorded by ``config``'s camera
+    with its background activity switched off (the same chip and seeds, so exactly the events the
+    scene causes), against the background activity's expected count, both per frame of a
+    recording cut into ``T`` equal bins.
+
+    >>> faint = frame_signal_to_noise(EmulatedConfig.from_preset("faint"), T=8)   # doctest: +SKIP
+    >>> faint.snr < frame_signal_to_noise().snr                                   # doctest: +SKIP
+    True
+    """
+    from dataclasses import replace
+
+    T = check_timesteps("T", T)
+    if isinstance(digits, bool) or not isinstance(digits, int) or digits < 1:
+        raise ValueError(f"digits must be an int >= 1, got {digits!r}.")
+    limit = digits if config.limit is None else min(digits, config.limit)
+    quiet = replace(config, dvs=replace(config.dvs, noise_rate_hz=0.0), limit=limit)
+    recordings = generate_emulated_digits(quiet)
+    signal = float(np.diff(recordings.offsets).mean())
+    duration_s = config.saccades.duration_us * 1e-6
+    noise = config.dvs.noise_rate_hz * config.sensor_px ** 2 * duration_s
+    return FrameSignalToNoise(T, signal / T, noise / T)

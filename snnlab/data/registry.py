@@ -10,6 +10,8 @@ name                   kind    what
 =====================  ======  ===============================================================
 ``digits``             static  scikit-learn's 8x8 digits (embedded, no download)
 ``nmnist-emulated``    events  the digits seen by snnlab's emulated DVS camera, N-MNIST style
+``nmnist-emulated-faint`` events  the same camera on a dim, noisy scene (preset ``faint``): one
+                               frame is not enough, evidence accumulates over T = 8 frames
 ``cifar10``            static  CIFAR-10 via torchvision (needs the files on disk)
 ``cifar100``           static  CIFAR-100 via torchvision (needs the files on disk)
 ``dvsgesture``         events  IBM DVS Gesture via tonic (needs the files on disk)
@@ -65,17 +67,23 @@ def _digits_shape(T=None, size=8, channels=1, **_):
     return (channels, size, size)
 
 
-def _emulated(train, T, root, **options):
-    from snnlab.data.emulated import EmulatedDigitsDataset
+def _emulated(preset):
+    """build and shape of the emulated data set with camera preset ``preset``
+    (:data:`snnlab.data.emulated.EMULATED_PRESETS`)."""
 
-    return EmulatedDigitsDataset(train, T=T, root=root, **options)
+    def build(train, T, root, **options):
+        from snnlab.data.emulated import EmulatedDigitsDataset
 
+        return EmulatedDigitsDataset(train, preset=preset, T=T, root=root, **options)
 
-def _emulated_shape(T=None, size=None, **_):
-    from snnlab.data.emulated import EMULATED_DEFAULT_T, EMULATED_SENSOR
+    def shape(T=None, size=None, **_):
+        from snnlab.data.emulated import EMULATED_SENSOR, emulated_preset
 
-    side = EMULATED_SENSOR if size is None else size
-    return (EMULATED_DEFAULT_T if T is None else T, 2, side, side)
+        p = emulated_preset(preset)
+        side = (p.size or EMULATED_SENSOR) if size is None else size
+        return (p.T if T is None else T, 2, side, side)
+
+    return build, shape
 
 
 def _emulated_extra_options() -> set[str]:
@@ -141,7 +149,7 @@ _register(DatasetSpec(
     "nmnist-emulated",
     "the digits recorded by snnlab's emulated DVS camera along N-MNIST's three saccades, "
     "34x34 events; generated from a seed and cached",
-    "events", 10, _emulated, _emulated_shape, default_T=10, embedded=True,
+    "events", 10, *_emulated("default"), default_T=10, embedded=True,
     options={"size": 34, "time_window_ms": None, "denoise_us": None, "rtd_T": None},
     extra_options=_emulated_extra_options))
 _register(DatasetSpec(
@@ -166,6 +174,14 @@ _register(DatasetSpec(
     "events", 10, _nmnist, _nmnist_shape, default_T=10,
     options={"size": 34, "time_window_ms": None, "denoise_us": None, "rtd_T": None,
              "first_saccade_only": False, "stabilize": False}))
+_register(DatasetSpec(
+    "nmnist-emulated-faint",
+    "the emulated digits with camera preset 'faint': a dim, low-contrast scene, a less sensitive and "
+    "noisier camera (black level 0.6, contrast threshold 0.3, 3 Hz/pixel noise), 8 frames of 17x17, "
+    "so that one frame is not enough; generated and cached",
+    "events", 10, *_emulated("faint"), default_T=8, embedded=True,
+    options={"size": 17, "time_window_ms": None, "denoise_us": None, "rtd_T": None},
+    extra_options=_emulated_extra_options))
 
 #: Every data set name -> one-line description.
 DATASETS: dict[str, str] = {name: spec.description for name, spec in _SPECS.items()}

@@ -31,14 +31,15 @@ def deploy(model, x: torch.Tensor, *, weight_bits: int = 8, input_bits: int = 6)
 
 
 def quantization_cost(model, x: torch.Tensor, y: torch.Tensor, rule, *, T: int, weight_bits: int = 8,
-                      input_bits: int = 6) -> dict[str, float]:
-    """Accuracy and mean exit step of ``rule`` on the float network and on its fixed-point deployment."""
+                      input_bits: int = 6, kind: str = "static") -> dict[str, float]:
+    """Accuracy and mean exit step of ``rule`` on the float network and on its fixed-point deployment
+    (``kind="events"``: ``x`` holds event frames ``[B, T', C, H, W]``)."""
     from snnlab.inference import fixed_inference
 
     deployed, xq = deploy(model, x, weight_bits=weight_bits, input_bits=input_bits)
     out = {}
     for name, (net, inputs) in {"float": (model, x), "fixed_point": (deployed, xq)}.items():
-        decided = rule(fixed_inference(net, inputs, T=T)[0])
+        decided = rule(fixed_inference(net, inputs, T=T, kind=kind)[0])
         out[f"{name}_accuracy"] = decided.accuracy(y)
         out[f"{name}_mean_steps"] = decided.mean_steps
     return out
