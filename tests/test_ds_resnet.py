@@ -114,6 +114,7 @@ def test_ds_resnet20_has_the_papers_parameter_count():
     with torch.device("meta"):
         m = ds_resnet20(num_classes=10, input_shape=(3, 32, 32))
         m_sam = ds_resnet20(num_classes=10, input_shape=(3, 32, 32), attention=True)
+        m_ends = ds_resnet20(num_classes=10, input_shape=(3, 32, 32), attention="ends")
     convs = 3 * 64 * 9 + 2 * 3 * 64 * 64 * 9  # stem + stage 1
     convs += 64 * 128 * 9 + 5 * 128 * 128 * 9 + 128 * 256 * 9 + 5 * 256 * 256 * 9
     convs += 64 * 128 + 128 * 256  # 1x1 shortcuts
@@ -121,7 +122,8 @@ def test_ds_resnet20_has_the_papers_parameter_count():
     expected = convs + bn + 256 * 10 + 10
     assert n_params(m) == expected
     assert abs(n_params(m) / 1e6 - 4.32) < 0.01
-    assert n_params(m_sam) == expected + 2 * 2 * 49  # two 7x7 convs, 2 -> 1 channels, no bias
+    assert n_params(m_sam) == expected + 9 * 2 * 49  # one SAM per block: a 7x7 conv, 2 -> 1 channels, no bias
+    assert n_params(m_ends) == expected + 2 * 2 * 49  # after the stem and after the last stage
 
 
 def test_ds_block_mlf_before_addition_gives_integer_sums():
@@ -196,3 +198,75 @@ def test_ds_resnet_errors():
         m(torch.rand(2, 1, 8, 8))
     with pytest.raises(ValueError):
         ds_resnet_small(num_classes=10, input_shape=(1, 8, 8), surrogate_width=0.0)
+
+
+# ---------------------------------------------------------------- spatial attention passes gradient
+def test_spatial_attention_input_gradient_matches_finite_differences():
+    """SAM is smooth in its input (away from ties of the channel max): its input gradient,
+    which is what reaches the layers beneath it, agrees with central finite differences."""
+    torch.manual_seed(0)
+    sam = SpatialAttention(3).double()
+    x = torch.rand(2, 3, 4, 5, 5, dtype=torch.float64, requires_grad=True)  # [T, B, C, H, W], no ties
+    assert torch.autograd.gradcheck(sam, (x,), eps=1e-6, atol=1e-5)
+
+
+def _saturate(sam: SpatialAttention) -> None:
+    """Every map near 0: a strongly negative weight on the channel mean (inputs are >= 0)."""
+    with torch.no_grad():
+        sam.conv.weight.zero_()
+        sam.conv.weight[0, 0] = -50.0
+
+
+@pytest.mark.parametrize("placement", ["blocks", "ends"])
+def test_attention_as_in_chapter4_passes_gradient_to_the_stem(placement):
+    """Chapter 4's placement (``attention=True``: SAM on each block's branch, before the shortcut
+    addition) keeps a path to the layers beneath it even when every attention map has collapsed to
+    0; the stem's gradient then equals the one computed through the shortcuts alone. With a SAM in
+    front of the classifier (``"ends"``) a collapsed map cuts every path: the stem gets no gradient."""
+    torch.manual_seed(0)
+    kw = dict(num_classes=4, input_shape=(1, 8, 8), attention=True if placement == "blocks" else "ends")
+    m = ds_resnet_small(**kw)
+    sams = [mod for mod in m.modules() if isinstance(mod, SpatialAttention)]
+    assert len(sams) == 2
+    for sam in sams:
+        _saturate(sam)
+    x = torch.rand(3, 6, 1, 8, 8) * 3
+    y = torch.randint(0, 4, (6,))
+    torch.nn.functional.cross_entropy(m(x).mean(0), y).backward()
+    g = m.stem.conv.weight.grad
+    if placement == "ends":
+        assert float(g.abs().max()) < 1e-12
+        return
+    assert float(g.abs().sum()) > 1e-3
+    # the same network with the (saturated) branches cut out by hand: O = shortcut(S)
+    ref = ds_resnet_small(**kw)
+    ref.load_state_dict(m.state_dict())
+    for block in ref.layers:
+        block.forward = (lambda b: (lambda s: 0 * b.sn2(b.conv2(b.sn1(b.conv1(s))))
+                                    + (s if b.shortcut is None else b.shortcut(s))))(block)
+    reset_states(ref)
+    torch.nn.functional.cross_entropy(ref(x).mean(0), y).backward()
+    torch.testing.assert_close(g, ref.stem.conv.weight.grad, atol=1e-6, rtol=1e-3)
+
+
+def test_attention_placement_errors():
+    with pytest.raises(ValueError, match="attention must be"):
+        ds_resnet_small(num_classes=4, input_shape=(1, 8, 8), attention="middle")
+    with pytest.raises(ValueError, match="neuron must be"):
+        ds_resnet_small(num_classes=4, input_shape=(1, 8, 8), neuron="tanh")
+
+
+def test_relu_ds_resnet_is_the_ann_of_the_same_shape():
+    """``neuron="relu"``: the same parameters as the spiking network, no stateful unit, and each step
+    computed on its own (a step's output does not depend on the other steps)."""
+    torch.manual_seed(0)
+    snn = ds_resnet_small(num_classes=10, input_shape=(2, 9, 9), attention=True)
+    ann = ds_resnet_small(num_classes=10, input_shape=(2, 9, 9), attention=True, neuron="relu")
+    assert [p.shape for p in snn.parameters()] == [p.shape for p in ann.parameters()]
+    assert not any(isinstance(mod, MLFNode) for mod in ann.modules())
+    ann.eval()
+    x = torch.rand(3, 2, 2, 9, 9)
+    with torch.no_grad():
+        full = ann(x)
+        alone = torch.cat([ann(x[t : t + 1]) for t in range(3)])
+    torch.testing.assert_close(full, alone)

@@ -12,12 +12,27 @@ spikes. Network: conv3x3-tdBN-MLF stem, stages of blocks (stride 2 at the start 
 the first), global average pooling, and a linear classifier applied at every step, so the model
 maps ``[T, B, C, H, W]`` to ``[T, B, num_classes]``.
 
-``attention=True`` adds the spatial attention module of Qu et al. (eq. 18) twice, as the paper's
-network has "two SAM modules" (sec. 3.1): after the stem and after the last stage. The paper's
-Fig. 3 (which would show where) is not in the text; this placement is our reading.
+``attention`` adds the spatial attention module (SAM) of Qu et al. (eq. 18). The paper's text says
+both that its network has "two SAM modules" (sec. 3.1; Fig. 3, which would show where, is not in
+the text) and that feature maps are refined by SAM "at every convolutional block" (sec. 3.4, CBAM's
+wording). Two placements:
+
+- ``"blocks"`` (``True``): CBAM's placement in a residual network (Woo et al. 2018, Fig. 3), one SAM
+  on every block's residual branch, after its last MLF unit and before the shortcut addition:
+  ``O = SAM(MLF(tdBN(conv(A)))) + shortcut(S)``. In :func:`ds_resnet_small` (two blocks) this gives
+  exactly two SAMs, so both statements of the paper hold; :func:`ds_resnet20` gets nine.
+- ``"ends"``: one SAM after the stem and one after the last stage, the common way of adding two
+  CBAMs to a ResNet without changing its blocks. The second SAM then gates the only path to the
+  classifier: a sigmoid map that shrinks towards 0 shrinks every logit, which lowers the
+  cross-entropy of an untrained network, and once it has saturated no gradient passes through it
+  (the map's derivative and the features it multiplies are both near 0). On the book's event
+  digits this network stays at chance; chapter 4 measures it.
 
 ``thresholds`` are the MLF levels (0.6, 1.6, 2.6); ``thresholds=(0.6,)`` makes every unit a single
 LIF with the same decay, reset and surrogate (the "LIF" network of the dormant-unit comparison).
+``neuron="relu"`` replaces every MLF unit by a ReLU: the non-spiking ANN of the same shape (same
+convolutions, normalisation, shortcuts, attention and classifier), applied to every step on its
+own, which is the baseline a spiking network of this shape is measured against.
 
 Sizes: :func:`ds_resnet20` is the paper's CIFAR-10 network (three stages of three blocks, widths 64,
 128, 256: 4.32 M parameters, Qu et al. Table 3); :func:`ds_resnet_small` (one block per stage,
@@ -27,6 +42,8 @@ widths 8 and 16) trains on this machine's 2 CPU cores.
 from __future__ import annotations
 
 from typing import Sequence
+
+ATTENTION_PLACEMENTS = ("blocks", "ends")
 
 import torch
 from torch import nn
@@ -69,8 +86,9 @@ class DSBlock(nn.Module):
     """DS-ResNet basic block (module docstring): MLF before the shortcut addition."""
 
     def __init__(self, in_channels: int, planes: int, stride: int = 1, *, unit=mlf_unit, tdbn_threshold: float = 1.0,
-                 tdbn_alpha: float = 1.0) -> None:
+                 tdbn_alpha: float = 1.0, attention: nn.Module | None = None) -> None:
         super().__init__()
+        self.attention = attention  # SAM on the residual branch, before the addition (CBAM's placement)
         opts = dict(v_threshold=tdbn_threshold, alpha=tdbn_alpha)
         self.conv1 = ConvTDBN(in_channels, planes, 3, stride, **opts)
         self.sn1 = unit()
@@ -82,6 +100,8 @@ class DSBlock(nn.Module):
 
     def forward(self, s: torch.Tensor) -> torch.Tensor:
         out = self.sn2(self.conv2(self.sn1(self.conv1(s))))
+        if self.attention is not None:
+            out = self.attention(out)
         return out + (s if self.shortcut is None else self.shortcut(s))
 
 
@@ -90,9 +110,9 @@ class DSResNet(nn.Module):
 
     def __init__(self, input_shape: Sequence[int], num_classes: int, *, widths: Sequence[int] = (64, 128, 256),
                  blocks: Sequence[int] = (3, 3, 3), thresholds: Sequence[float] = MLF_THRESHOLDS,
-                 decay: float = 0.25, surrogate_width: float = 1.0, attention: bool = False,
+                 decay: float = 0.25, surrogate_width: float = 1.0, attention: bool | str = False,
                  attention_kernel: int = 7, tdbn_threshold: float = 1.0, tdbn_alpha: float = 1.0,
-                 backend: str = "auto") -> None:
+                 neuron: str = "mlf", backend: str = "auto") -> None:
         super().__init__()
         self.input_shape = tuple(int(s) for s in input_shape)
         if len(self.input_shape) != 3:
@@ -101,23 +121,35 @@ class DSResNet(nn.Module):
         if not widths or len(widths) != len(blocks) or min(widths) < 1 or min(blocks) < 1:
             raise ValueError(f"widths and blocks must be equally long lists of ints >= 1, got {widths} and {blocks}.")
         check_positive("surrogate_width", surrogate_width)
+        if attention is True:
+            attention = "blocks"
+        if attention is not False and attention is not None and attention not in ATTENTION_PLACEMENTS:
+            raise ValueError(f"attention must be False, True or one of {ATTENTION_PLACEMENTS}, got {attention!r}.")
+        self.attention = attention or None
+        if neuron not in ("mlf", "relu"):
+            raise ValueError(f"neuron must be 'mlf' (spiking) or 'relu' (the ANN of the same shape), got {neuron!r}.")
         self.thresholds = tuple(float(t) for t in thresholds)
+        self.neuron = neuron
 
-        def unit() -> MLFNode:
+        def unit() -> nn.Module:
+            if neuron == "relu":
+                return nn.ReLU()
             return mlf_unit(self.thresholds, decay=decay, surrogate_width=surrogate_width, backend=backend)
 
         opts = dict(unit=unit, tdbn_threshold=tdbn_threshold, tdbn_alpha=tdbn_alpha)
         self.stem = ConvTDBN(self.input_shape[0], widths[0], 3, 1, tdbn_threshold, tdbn_alpha)
         self.stem_sn = unit()
-        self.attention_in = SpatialAttention(attention_kernel) if attention else None
+        ends = self.attention == "ends"
+        self.attention_in = SpatialAttention(attention_kernel) if ends else None
         layers: list[nn.Module] = []
         in_ch = widths[0]
         for i, (w, n) in enumerate(zip(widths, blocks)):
             for j in range(n):
-                layers.append(DSBlock(in_ch, w, stride=2 if (i > 0 and j == 0) else 1, **opts))
+                sam = SpatialAttention(attention_kernel) if self.attention == "blocks" else None
+                layers.append(DSBlock(in_ch, w, stride=2 if (i > 0 and j == 0) else 1, attention=sam, **opts))
                 in_ch = w
         self.layers = nn.Sequential(*layers)
-        self.attention_out = SpatialAttention(attention_kernel) if attention else None
+        self.attention_out = SpatialAttention(attention_kernel) if ends else None
         self.classifier = nn.Linear(in_ch, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
