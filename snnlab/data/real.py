@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from snnlab.checks import check_choice, check_timesteps
+from snnlab.checks import check_bool, check_choice, check_timesteps
 from snnlab.data.frames import EventFramesDataset, EventsToFrames
 from snnlab.data.paths import DataMissingError, data_root
 
@@ -151,7 +151,7 @@ def cifar_dataset(num_classes: int, *, train: bool, root: str | None = None,
     cls = _offline_cifar_class(num_classes)
     if not all((folder / filename).is_file() for filename in _cifar_filenames(cls)):
         raise _missing(name, folder, data_root(root))
-    augment = train if augment is None else bool(augment)
+    augment = train if check_bool("augment", augment, allow_none=True) is None else augment
     return cls(str(folder.parent), train=train, transform=_cifar_transform(num_classes, augment),
                download=False)
 

@@ -5,6 +5,14 @@ Examples::
     snnlab train --model spiking_cnn --dataset digits --method sltt --T 4 --epochs 10 --out-dir runs/sltt
     snnlab train ... --out-dir runs/sltt --resume          # continue after an interruption
     snnlab train --init-from net.nir --dataset digits ...  # start from an exported NIR graph
+    snnlab train ... --out-dir runs/sltt --overwrite       # start again; the old run moves to runs/sltt/previous/
+    snnlab train ... --checkpoint-every 50 --resume-if-exists   # a job that may be killed: resume or start
+
+The output folder is checked before any work (a file, under a file, not writable, a full disk);
+a folder that holds a run is never overwritten silently; ``--resume`` refuses settings that
+change the numbers and lists them. A loss that becomes NaN or infinite stops the run, naming the
+epoch, the batch and the last good checkpoint. Exit codes: 0 done, 1 the run failed, 2 bad
+input, 130 interrupted (the checkpoint is saved first).
     torchrun --nproc_per_node=2 -m snnlab train ...        # DDP (gloo on CPU, NCCL on GPUs)
 """
 
@@ -39,7 +47,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     from snnlab.data import DATASETS
     from snnlab.models import MODELS
     from snnlab.training.losses import LOSSES
-    from snnlab.training.loop import OPTIMIZERS, SCHEDULES, TrainConfig
+    from snnlab.training.options import OPTIMIZERS, SCHEDULES, TrainConfig
     from snnlab.training.methods import METHODS
 
     d = TrainConfig()
@@ -71,13 +79,20 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch (split over processes)")
     o.add_argument("--optimizer", default=d.optimizer, choices=OPTIMIZERS)
     o.add_argument("--lr", type=float, default=d.lr)
-    o.add_argument("--momentum", type=float, default=d.momentum, help="SGD momentum")
+    o.add_argument("--momentum", type=float, default=d.momentum, help="SGD momentum, in [0, 1)")
     o.add_argument("--weight-decay", type=float, default=d.weight_decay)
     o.add_argument("--schedule", default=d.schedule, choices=SCHEDULES, help="learning-rate schedule")
-    o.add_argument("--seed", type=int, default=d.seed)
+    o.add_argument("--seed", type=int, default=d.seed, help="in [0, 2**63 - 1]")
     r = p.add_argument_group("run")
     r.add_argument("--out-dir", default=None, help="checkpoint.pt, metrics.csv, metrics.json go here")
-    r.add_argument("--resume", action="store_true", help="continue from OUT_DIR/checkpoint.pt")
+    r.add_argument("--resume", action="store_true",
+                   help="continue from OUT_DIR/checkpoint.pt (an error if there is none)")
+    r.add_argument("--resume-if-exists", action="store_true",
+                   help="continue if OUT_DIR holds a checkpoint, else start fresh")
+    r.add_argument("--overwrite", action="store_true",
+                   help="start again in an OUT_DIR that holds a run: its files move to OUT_DIR/previous/<time>/")
+    r.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
+                   help="also checkpoint every N batches inside an epoch (a kill loses at most N batches)")
     r.add_argument("--device", default=d.device, help="auto | cpu | cuda | cuda:N")
     r.add_argument("--num-workers", type=int, default=d.num_workers, help="DataLoader worker processes")
     r.add_argument("--max-batches", type=int, default=None, help="batches per epoch (quick runs)")
@@ -107,7 +122,9 @@ def config_from_args(args: argparse.Namespace):
         model=args.model, dataset=args.dataset, method=args.method, loss=args.loss, T=args.T,
         epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
         momentum=args.momentum, weight_decay=args.weight_decay, schedule=args.schedule, seed=args.seed,
-        out_dir=args.out_dir, resume=args.resume, num_workers=args.num_workers, device=args.device,
+        out_dir=args.out_dir, resume=args.resume, resume_if_exists=args.resume_if_exists,
+        overwrite=args.overwrite, checkpoint_every=args.checkpoint_every,
+        num_workers=args.num_workers, device=args.device,
         max_batches=args.max_batches, stop_after=args.stop_after, evaluate=not args.no_eval, progress=not args.no_progress,
         sync_bn=args.sync_bn, amp=args.amp, data_root=args.data_root,
         model_options=parse_options(args.model_option, "model"), init_from=args.init_from,
@@ -118,7 +135,7 @@ def config_from_args(args: argparse.Namespace):
 
 
 def _run(args: argparse.Namespace) -> int:
-    from snnlab.training.loop import train
+    from snnlab.training.loop import json_safe_row, train
 
     config = config_from_args(args)
     try:
@@ -127,7 +144,7 @@ def _run(args: argparse.Namespace) -> int:
         print("snnlab train: stopped.", file=sys.stderr)
         return 130
     if result.history and int(os.environ.get("RANK", "0")) == 0:  # the last epoch's metrics
-        print(json.dumps(result.history[-1], indent=2))
+        print(json.dumps(json_safe_row(result.history[-1]), indent=2, allow_nan=False))
     return 0
 
 
