@@ -174,7 +174,8 @@ def test_interrupted_write_leaves_no_cache_file(tmp_path, monkeypatch):
     monkeypatch.setattr(np.lib.format, "write_array", broken_write)
     with pytest.raises(KeyboardInterrupt):
         emulated.prepare_emulated_digits(config, str(tmp_path), progress=False)
-    assert not any((tmp_path / "emulated").iterdir())
+    # no cache file and no temporary file: only the (released) lock file of the folder remains
+    assert [p.name for p in (tmp_path / "emulated").iterdir()] == [emulated.PREPARE_LOCK]
 
 
 def test_emulated_contrast_option_changes_event_counts(tmp_path):
