@@ -21,6 +21,7 @@ __all__ = [
     "check_timesteps",
     "check_finite",
     "check_choice",
+    "check_real",
     "check_bool",
     "check_seed",
     "SEED_MAX",
@@ -46,6 +47,14 @@ def _as_float(name: str, value: Any) -> float:
     number = float(value)
     if math.isnan(number):
         raise ValueError(f"{name} must be a number, got NaN.")
+    return number
+
+
+def check_real(name: str, value: Any) -> float:
+    """Return ``value`` as a float, raising unless it is a finite real number (any sign)."""
+    number = _as_float(name, value)
+    if math.isinf(number):
+        raise ValueError(f"{name} must be a finite number, got {number}.")
     return number
 
 
