@@ -280,7 +280,7 @@ def train(
         valid = ", ".join(f.name for f in dataclasses.fields(TrainConfig))
         raise TypeError(f"unknown training setting(s) {sorted(unknown)}; valid: {valid}.")
     cfg = dataclasses.replace(config or TrainConfig(), **overrides)
-    cfg.validate(custom_model=model is not None)
+    cfg.validate(custom_model=model is not None, custom_data=train_set is not None)
     ctx = setup_distributed(cfg.device)
     try:
         with contextlib.ExitStack() as held:

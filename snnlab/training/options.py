@@ -106,8 +106,10 @@ class TrainConfig:
     loss_options: dict[str, Any] = _option(factory=dict)
     method_options: dict[str, Any] = _option(factory=dict)
 
-    def validate(self, *, custom_model: bool = False) -> "TrainConfig":
-        """Raise a clear error for any bad setting (names list the valid choices)."""
+    def validate(self, *, custom_model: bool = False, custom_data: bool = False) -> "TrainConfig":
+        """Raise a clear error for any bad setting (names list the valid choices). Nothing is built:
+        this runs before the output folder is touched. ``custom_data``: the data sets are passed in,
+        so ``dataset`` and ``data_options`` are not checked against the registry."""
         from snnlab.models import MODELS
         from snnlab.training.ddp import resolve_device
         from snnlab.training.losses import LOSSES
@@ -160,6 +162,10 @@ class TrainConfig:
         if not isinstance(self.device, str):
             raise TypeError(f"device must be a string such as 'auto', 'cpu', 'cuda' or 'cuda:1', got {self.device!r}.")
         resolve_device(self.device)  # an unknown or unavailable device fails here, before any work
+        if not custom_data:
+            from snnlab.data import dataset_info
+
+            dataset_info(self.dataset, T=self.T, **self.data_options)  # names and ranges of the data options
         return self
 
     def as_record(self) -> dict[str, Any]:
