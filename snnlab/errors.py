@@ -74,10 +74,11 @@ class CorruptFileError(SnnlabError, ValueError):
 
     @classmethod
     def describe(cls, path, expected: str, fix: str, detail: str | BaseException | None = None):
-        """``"<path>: <detail>; expected <expected>. <fix>"`` as an error naming ``path``."""
+        """``"<path>: <detail>; expected <expected>. <fix>"`` as an error naming ``path`` (an
+        exception as ``detail`` reads "cannot be read (<its message>)")."""
         if isinstance(detail, BaseException):
-            detail = _short(detail)
-        what = f"{path}: " + (f"unreadable ({detail}); " if detail else "")
+            detail = f"cannot be read ({_short(detail)})"
+        what = f"{path}: " + (f"{detail}; " if detail else "")
         return cls(f"{what}expected {expected}. {fix}", path)
 
 

@@ -165,10 +165,12 @@ def load_torch_file(path: str | os.PathLike, *, expected: str, fix: str, weights
                 and error.errno in (errno.EACCES, errno.EPERM):
             raise
         size = path.stat().st_size if path.exists() else 0
-        detail = "empty file" if size == 0 else f"{size} bytes that torch.load cannot read: {_first_line(error)}"
+        detail = ("an empty file" if size == 0 else
+                  f"{size} bytes that torch.load cannot read ({_first_sentence(error)})")
         raise CorruptFileError.describe(path, expected, fix, detail) from error
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0][:200] if text else type(error).__name__
+def _first_sentence(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    head = text.split(". ")[0].rstrip(".")
+    return head[:200] if head else type(error).__name__

@@ -286,10 +286,10 @@ def test_verify_dvs_counts_recordings(tmp_path):
 
 
 @pytest.mark.parametrize("damage, needle", [
-    (lambda p: p.write_bytes(b"this is not a pickle"), "unreadable"),
-    (lambda p: p.write_bytes(p.read_bytes()[:100]), "unreadable"),
+    (lambda p: p.write_bytes(b"this is not a pickle"), "cannot be read"),
+    (lambda p: p.write_bytes(p.read_bytes()[:100]), "cannot be read (pickle data was truncated)"),
     (lambda p: _pickle(p, {"data": np.zeros((4, 100), np.uint8), "labels": [0, 1, 2, 3]}), "'data' is ndarray (4, 100)"),
-    (lambda p: _pickle(p, [1, 2, 3]), "it holds a list"),
+    (lambda p: _pickle(p, [1, 2, 3]), "a pickle of a list"),
 ])
 def test_garbage_cifar_batches_name_the_file(tmp_path, damage, needle):
     folder = write_cifar10(tmp_path)
@@ -306,13 +306,13 @@ def test_garbage_cifar_batches_name_the_file(tmp_path, damage, needle):
 def test_garbage_cifar_meta_names_the_file(tmp_path):
     folder = write_cifar100(tmp_path) or tmp_path / "cifar100" / "cifar-100-python"
     (folder / "meta").write_bytes(b"\x00\x01garbage")
-    with pytest.raises(CorruptFileError, match=r"cifar-100-python/meta: unreadable .* expected CIFAR's pickled meta"):
+    with pytest.raises(CorruptFileError, match=r"cifar-100-python/meta: cannot be read .* expected CIFAR's pickled meta"):
         load_dataset("cifar100", train=True, root=str(tmp_path))
 
 
 @pytest.mark.parametrize("damage, needle", [
-    (lambda p: p.write_bytes(p.read_bytes()[:200]), "truncated: shorter than its header says"),
-    (lambda p: p.write_bytes(b"garbage, not a .npy file"), "unreadable"),
+    (lambda p: p.write_bytes(p.read_bytes()[:200]), "truncated: shorter than its .npy header says"),
+    (lambda p: p.write_bytes(b"garbage, not a .npy file"), "cannot be read"),
     (lambda p: np.save(p, np.zeros((10, 3))), "an array of shape (10, 3)"),
 ])
 def test_damaged_dvsgesture_recordings_are_named_before_training(tmp_path, damage, needle):

@@ -508,7 +508,7 @@ def test_resume_refuses_a_custom_model_that_does_not_fit(tmp_path):
 @pytest.mark.parametrize("damage, needle", [
     (lambda p: p.write_bytes(b"\x80\x02garbage that is not a torch file"), "torch.load cannot read"),
     (lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2]), "torch.load cannot read"),
-    (lambda p: p.write_bytes(b""), "empty file"),
+    (lambda p: p.write_bytes(b""), "an empty file"),
     (lambda p: torch.save({"state_dict": {"w": torch.zeros(2)}}, p), "not an snnlab checkpoint"),
     (lambda p: torch.save([1, 2, 3], p), "a torch file holding a list"),
     (lambda p: (p.unlink(), p.mkdir()), "it is a directory"),

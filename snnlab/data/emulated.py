@@ -219,7 +219,7 @@ class EmulatedRecordings:
                       and (len(rec.offsets) == 0 or (int(rec.offsets[0]) == 0 and int(rec.offsets[-1]) == n_events))
                       and len(rec.sensor_size) == 3)
         if not consistent:
-            raise CorruptFileError.describe(path, expected, fix, "its arrays do not agree in length")
+            raise CorruptFileError.describe(path, expected, fix, "inconsistent: its arrays do not agree in length")
         return rec
 
 

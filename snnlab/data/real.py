@@ -156,7 +156,7 @@ def check_cifar_file(path: Path, num_classes: int, *, meta: bool, root: Path | N
     except Exception as error:  # noqa: BLE001 - any unpickling failure means a damaged file
         raise CorruptFileError.describe(path, expected, fix, error) from error
     if not isinstance(entry, dict):
-        raise CorruptFileError.describe(path, expected, fix, f"it holds a {type(entry).__name__}")
+        raise CorruptFileError.describe(path, expected, fix, f"a pickle of a {type(entry).__name__}")
     if meta:
         if not any(k in entry for k in ("label_names", "fine_label_names")):
             raise CorruptFileError.describe(path, expected, fix, f"no label names among keys {sorted(entry)[:6]}")
@@ -295,7 +295,7 @@ def check_dvsgesture_npy(path: str | os.PathLike) -> None:
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as error:  # noqa: BLE001 - a bad header or a file shorter than its header says
-        detail = "truncated: shorter than its header says" if "length" in str(error) else error
+        detail = "truncated: shorter than its .npy header says" if "length" in str(error) else error
         raise CorruptFileError.describe(path, _DVSGESTURE_EXPECTED, _dvsgesture_fix(path), detail) from error
     if not isinstance(array, np.ndarray) or array.ndim != 2 or array.shape[1] != 4:
         raise CorruptFileError.describe(path, _DVSGESTURE_EXPECTED, _dvsgesture_fix(path),
