@@ -112,7 +112,7 @@ def test_resume_refuses_other_settings_and_a_missing_checkpoint(tmp_path, capsys
     assert not (tmp_path / "typo" / "checkpoint.pt").exists()
     # ... unless asked for: resume if there is a checkpoint, else start from scratch
     fresh = _run(_cfg(tmp_path / "fresh", epochs=1, max_batches=1, resume_if_exists=True))
-    assert "starting from scratch" in capsys.readouterr().out and len(fresh.history) == 1
+    assert "starting from scratch" in capsys.readouterr().err and len(fresh.history) == 1
     again = _run(_cfg(tmp_path / "fresh", epochs=2, max_batches=1, resume_if_exists=True))
     assert [r["epoch"] for r in again.history] == [1, 2]  # resumed: epoch 1 came from the checkpoint
     assert again.history[0] == fresh.history[0]

@@ -179,8 +179,8 @@ def test_a_folder_holding_a_run_is_refused_and_overwrite_moves_it_aside(tmp_path
     assert code == 2
     _one_line_error(err, "already holds a run", "--resume", "--overwrite", "deleting nothing")
     assert {name: (out / name).read_bytes() for name in rundir.RUN_FILES} == before  # untouched
-    code, stdout, _ = _train_cli(capsys, out, "--overwrite", "--seed", "1")
-    assert code == 0 and "moved the previous run" in stdout
+    code, stdout, err = _train_cli(capsys, out, "--overwrite", "--seed", "1")
+    assert code == 0 and "moved the previous run" in err and json.loads(stdout)["epoch"] == 2
     (moved,) = list((out / "previous").iterdir())
     assert {name: (moved / name).read_bytes() for name in rundir.RUN_FILES} == before  # nothing lost
     assert load_checkpoint(out / "checkpoint.pt")["config"]["seed"] == 1  # the new run
@@ -191,8 +191,8 @@ def test_resume_without_a_checkpoint_is_an_error_unless_resume_if_exists(tmp_pat
     assert code == 2
     _one_line_error(err, "no checkpoint.pt", "nothing to resume", "--resume-if-exists")
     assert not (tmp_path / "tpyo" / "checkpoint.pt").exists()
-    code, stdout, _ = _train_cli(capsys, tmp_path / "job", "--resume-if-exists", "--stop-after", "1")
-    assert code == 0 and "starting from scratch" in stdout
+    code, stdout, err = _train_cli(capsys, tmp_path / "job", "--resume-if-exists", "--stop-after", "1")
+    assert code == 0 and "starting from scratch" in err and json.loads(stdout)["epoch"] == 1
     code, stdout, _ = _train_cli(capsys, tmp_path / "job", "--resume-if-exists")
     assert code == 0 and json.loads(stdout)["epoch"] == 2  # continued
     assert _train_cli(capsys, tmp_path / "job", "--resume", "--overwrite")[0] == 2
@@ -321,7 +321,8 @@ def test_metrics_json_is_always_valid_json(tmp_path):
     (["--device", "gpu"], "unknown device 'gpu'"),
     (["--dataset", "nmnist-emulated", "--data-option", "time_window_ms=0"], "time_window_ms must be a finite number > 0"),
     (["--dataset", "nmnist-emulated", "--data-option", "time_window_ms=-5"], "time_window_ms must be a finite number > 0"),
-    (["--data-option", "augment=no"], "augment must be True, False or None, got 'no'"),
+    (["--data-option", "augment=no"], "--data-option 'augment=no': write a boolean as augment=True or augment=False"),
+    (["--model-option", "bn=off"], "--model-option 'bn=off': write a boolean as bn=True"),
     (["--lr", "nan"], "lr must be a number, got NaN"),
     (["--checkpoint-every", "0"], "checkpoint_every must be None or an int >= 1"),
 ])

@@ -28,8 +28,15 @@ from typing import Any
 __all__ = ["register", "parse_options", "config_from_args"]
 
 
+_BOOLEAN_WORDS = {"yes", "no", "y", "n", "true", "false", "on", "off"}
+
+
 def parse_options(pairs: list[str] | None, what: str) -> dict[str, Any]:
-    """``["channels=(32, 64)", "bn=False", "surrogate=arctan"]`` -> a dict (Python literals, else strings)."""
+    """``["channels=(32, 64)", "bn=False", "surrogate=arctan"]`` -> a dict (Python literals, else strings).
+
+    Booleans are strict: ``True`` / ``False``. A word such as ``no``, ``off`` or ``true`` is refused
+    rather than passed on as a string (``bool("no")`` is True).
+    """
     options: dict[str, Any] = {}
     for pair in pairs or []:
         key, sep, raw = pair.partition("=")
@@ -39,6 +46,9 @@ def parse_options(pairs: list[str] | None, what: str) -> dict[str, Any]:
             value = ast.literal_eval(raw)
         except (ValueError, SyntaxError):
             value = raw
+        if isinstance(value, str) and value.strip().lower() in _BOOLEAN_WORDS:
+            raise ValueError(f"--{what}-option {pair!r}: write a boolean as {key.strip()}=True or "
+                             f"{key.strip()}=False (Python literals), not {raw!r}.")
         options[key.strip().replace("-", "_")] = value
     return options
 

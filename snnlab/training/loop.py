@@ -26,6 +26,7 @@ import io
 import json
 import math
 import signal
+import sys
 import threading
 import time
 import warnings
@@ -309,9 +310,9 @@ def _open_run(cfg: TrainConfig, ctx: DistContext, held: contextlib.ExitStack) ->
             raise SnnlabError(f"rank 0 could not start the run: {message}")
     if error is not None:
         raise error
-    if ctx.is_main:
+    if ctx.is_main:  # on stderr: stdout stays the run's JSON
         for note in run.notes:
-            print(f"snnlab train: {note}")
+            print(f"snnlab train: {note}", file=sys.stderr)
     return run
 
 
