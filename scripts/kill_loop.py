@@ -3,9 +3,10 @@
 
 1. Trains once without interruption (``snnlab train`` in a subprocess) into ``<work>/reference``.
 2. Starts the same command with ``--resume-if-exists`` into ``<work>/killed``, waits until that
-   process has written a checkpoint (it is training), sleeps a random time between zero and one and
-   a half checkpoint intervals (so kills land between checkpoints and during their writes) and sends
-   SIGKILL; repeats until ``--kills`` kills have landed, then lets the last run finish.
+   process has written a random number of checkpoints (at least one: it is training; on average the
+   kills spread evenly over the checkpoints still ahead), sleeps a random time between zero and one
+   and a half checkpoint intervals (so kills land between checkpoints and during their writes) and
+   sends SIGKILL; repeats until ``--kills`` kills have landed, then lets the last run finish.
 3. Compares the final checkpoint's weights with the reference bit for bit, and the per-epoch
    metrics (all but the timings), and lists any debris: every file in the folder other than
    checkpoint.pt, metrics.json, metrics.csv and the lock file.
@@ -66,8 +67,9 @@ def position(out_dir: Path):
     return [state["epoch"], state["batch"]]
 
 
-def run_reference(out_dir: Path, args) -> float:
-    """Train without interruption; return the mean seconds between two checkpoint writes."""
+def run_reference(out_dir: Path, args) -> tuple[float, int]:
+    """Train without interruption; return the mean seconds between two checkpoint writes and how
+    many checkpoints the run wrote."""
     proc = subprocess.Popen(command(out_dir, args), env=environment(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     stamps, last = [], None
@@ -81,8 +83,17 @@ def run_reference(out_dir: Path, args) -> float:
     if proc.returncode != 0:
         raise SystemExit(f"the reference run failed ({proc.returncode}):\n{err}")
     if len(stamps) < 2:
-        return 0.5
-    return (stamps[-1] - stamps[0]) / (len(stamps) - 1)
+        return 0.5, len(stamps)
+    return (stamps[-1] - stamps[0]) / (len(stamps) - 1), len(stamps)
+
+
+def checkpoints_done(out_dir: Path, args) -> int:
+    """How many checkpoints of the whole run lie behind the current one."""
+    pos = position(out_dir)
+    if pos is None:
+        return 0
+    per_epoch = -(-args.max_batches // args.checkpoint_every)  # mid-epoch saves + the epoch's last
+    return pos[0] * per_epoch + pos[1] // args.checkpoint_every
 
 
 def main() -> int:
@@ -100,7 +111,7 @@ def main() -> int:
     for folder in (reference, killed):
         shutil.rmtree(folder, ignore_errors=True)
     started = time.perf_counter()
-    interval = run_reference(reference, args)
+    interval, total = run_reference(reference, args)
     kills, attempts, positions = 0, 0, []
     while True:
         attempts += 1
@@ -113,9 +124,14 @@ def main() -> int:
             if proc.returncode != 0:
                 raise SystemExit(f"the final run failed ({proc.returncode}):\n{err}")
             break
-        before = checkpoint_stamp(killed)
-        while proc.poll() is None and checkpoint_stamp(killed) in (before, None):
-            time.sleep(0.002)  # wait until this run has saved a checkpoint: it is training
+        ahead = max(1, total - checkpoints_done(killed, args))
+        wait_for = rng.randint(1, max(1, 2 * ahead // (args.kills - kills + 1)))
+        seen, last = 0, checkpoint_stamp(killed)
+        while proc.poll() is None and seen < wait_for:  # this run is training: it saves checkpoints
+            stamp = checkpoint_stamp(killed)
+            if stamp is not None and stamp != last:
+                seen, last = seen + 1, stamp
+            time.sleep(0.002)
         time.sleep(rng.uniform(0.0, 1.5 * interval))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
