@@ -332,6 +332,13 @@ def main() -> int:
         for point in ("full", "ro"):
             subprocess.run(["umount", str(work / point)], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
+    import re
+
+    def short(text: str) -> str:  # the scratch folder of any run as <tmp>
+        return re.sub(r"/tmp/snnlab-bad-inputs-[A-Za-z0-9_]+", "<tmp>", text)
+
+    for r in rows:
+        r["message"] = short(r["message"])
     before = {r["input"]: r for r in json.loads(Path(args.before).read_text())} if args.before else None
     head = "| # | kind | bad input | " + ("before | " if before else "") + "now: outcome | message |"
     print(head)
@@ -341,7 +348,7 @@ def main() -> int:
         old = ""
         if before is not None:
             b = before.get(r["input"])
-            old = ("(not run)" if b is None else f"{b['outcome']}: {b['message'][:160]}").replace("|", "\\|") + " | "
+            old = ("(not run)" if b is None else f"{b['outcome']}: {short(b['message'])[:160]}").replace("|", "\\|") + " | "
         print(f"| {r['n']} | {r['kind']} | `{r['input']}` | {old}{r['outcome']} | {message} |")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
