@@ -59,8 +59,11 @@ def run_cli(argv: list[str]) -> tuple[str, str]:
     if code == 0:
         text = err.getvalue().strip()
         return "exit 0", _one_line("no error" + (f" (stderr: {text})" if text else ""))
-    text = err.getvalue().strip() or out.getvalue().strip()  # `data verify` reports problems on stdout
+    text = err.getvalue().strip()
     lines = text.splitlines()
+    if not text:  # `data verify` reports its problems on stdout: show the first
+        lines = out.getvalue().strip().splitlines()
+        return f"exit {code}", _one_line(" ".join(lines[:2])) + (f" [{len(lines)} lines]" if len(lines) > 2 else "")
     if "Traceback" in text:
         return f"exit {code}", _one_line(f"{len(lines)}-line traceback ending in {lines[-1]}")
     return f"exit {code}", _one_line(lines[-1] if lines else "(no message)") + (
