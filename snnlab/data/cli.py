@@ -123,7 +123,6 @@ interrupted download resumes where it stopped when the command is run again."""
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    import sys
 
     from snnlab.data.fetch import FETCHABLE, FetchError, fetch_dataset, sources_table
     from snnlab.data.real import verify_dataset
@@ -146,9 +145,9 @@ def _fetch(args: argparse.Namespace) -> int:
         try:
             fetch_dataset(name, args.root, mirror=args.mirror, force=args.force, keep_archives=args.keep_archives,
                           retries=args.retries, timeout=args.timeout, progress=not args.quiet)
-        except FetchError as error:
-            print(f"snnlab data fetch: error: {name}: {error}", file=sys.stderr)
-            return 1
+        except FetchError as error:  # one line and exit 1 at the top level (snnlab.errors), naming the data set
+            error.args = (f"{name}: {error}",)
+            raise
         if args.no_verify:
             continue
         status = verify_dataset(name, args.root)
