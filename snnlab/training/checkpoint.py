@@ -90,29 +90,32 @@ def _fix(path: Path) -> str:
             f"another --out-dir.")
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", *,
+                    format: Any = CHECKPOINT_FORMAT, keys: tuple[str, ...] = CHECKPOINT_KEYS,
+                    expected: str = _EXPECTED) -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_checkpoint` (it holds RNG states, so not weights-only).
 
-    A missing file raises ``FileNotFoundError``; a directory, a truncated or garbage file, or a
-    torch file that is not an snnlab checkpoint raises :class:`~snnlab.errors.CorruptFileError`
-    naming the file and the way on.
+    ``format`` / ``keys``: what the file must record (``snnlab train``'s by default; ``snnlab
+    convert`` passes its own). A missing file raises ``FileNotFoundError``; a directory, a
+    truncated or garbage file, or a torch file that is not such a checkpoint raises
+    :class:`~snnlab.errors.CorruptFileError` naming the file, what was ``expected`` and the way on.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}; train without --resume first.")
-    state = load_torch_file(path, expected=_EXPECTED, fix=_fix(path), weights_only=False,
+    state = load_torch_file(path, expected=expected, fix=_fix(path), weights_only=False,
                             map_location=map_location)
     if not isinstance(state, dict) or "format" not in state:
         kind = type(state).__name__
         detail = (f"a torch file holding a {kind}" + (f" with keys {sorted(map(str, state))[:6]}"
                                                        if isinstance(state, dict) else "")
                   + ", not an snnlab checkpoint")
-        raise CorruptFileError.describe(path, _EXPECTED, _fix(path), detail)
-    if state["format"] != CHECKPOINT_FORMAT:
+        raise CorruptFileError.describe(path, expected, _fix(path), detail)
+    if state["format"] != format:
         raise CorruptFileError.describe(
-            path, _EXPECTED, "Resume it with the snnlab version that wrote it, or start again with --overwrite.",
-            f"checkpoint format {state['format']!r}, this snnlab reads format {CHECKPOINT_FORMAT}")
-    missing = [k for k in CHECKPOINT_KEYS if k not in state]
+            path, expected, "Resume it with the snnlab version that wrote it, or start again with --overwrite.",
+            f"checkpoint format {state['format']!r}, this snnlab reads format {format!r} here")
+    missing = [k for k in keys if k not in state]
     if missing:
-        raise CorruptFileError.describe(path, _EXPECTED, _fix(path), f"the checkpoint lacks {missing}")
+        raise CorruptFileError.describe(path, expected, _fix(path), f"the checkpoint lacks {missing}")
     return state

@@ -139,13 +139,13 @@ class RunStart:
     notes: list[str] = field(default_factory=list)
 
 
-def _existing_run_files(out_dir: Path) -> list[str]:
-    return [name for name in RUN_FILES if os.path.lexists(out_dir / name)]
+def _existing_run_files(out_dir: Path, run_files: tuple[str, ...] = RUN_FILES) -> list[str]:
+    return [name for name in run_files if os.path.lexists(out_dir / name)]
 
 
-def move_run_aside(out_dir: Path) -> Path | None:
+def move_run_aside(out_dir: Path, run_files: tuple[str, ...] = RUN_FILES) -> Path | None:
     """Move the run files of ``out_dir`` into ``out_dir/previous/<time>/``; return that folder."""
-    names = _existing_run_files(out_dir)
+    names = _existing_run_files(out_dir, run_files)
     if not names:
         return None
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -160,37 +160,43 @@ def move_run_aside(out_dir: Path) -> Path | None:
     return target
 
 
-def start_run(out_dir: Path, *, resume: bool, resume_if_exists: bool = False, overwrite: bool = False) -> RunStart:
+def start_run(out_dir: Path, *, resume: bool, resume_if_exists: bool = False, overwrite: bool = False,
+              run_files: tuple[str, ...] = RUN_FILES, checkpoints: tuple[str, ...] = (CHECKPOINT_NAME,)) -> RunStart:
     """Decide between a fresh start and a resume in ``out_dir`` (see the module docstring).
 
-    Call it holding the folder's lock (:data:`LOCK_NAME`): it also removes the temporary files a
-    killed run left there.
+    ``run_files``: what a run writes there; ``checkpoints``: those of them a resume continues from
+    (``snnlab train``'s by default; ``snnlab convert`` passes its own, so both commands follow the
+    same rules). Call it holding the folder's lock: it also removes the temporary files a killed
+    run left there.
     """
     if overwrite and (resume or resume_if_exists):
         raise RunExistsError("--overwrite starts again and --resume continues: choose one.")
-    start = RunStart(out_dir, False, out_dir / CHECKPOINT_NAME)
-    start.removed_temporaries = remove_orphaned_temporaries(out_dir, RUN_FILES)
+    start = RunStart(out_dir, False, out_dir / checkpoints[0])
+    start.removed_temporaries = remove_orphaned_temporaries(out_dir, run_files)
     for probe in out_dir.glob(f"{_PROBE_PREFIX}*"):
         probe.unlink(missing_ok=True)
-    existing = _existing_run_files(out_dir)
+    existing = _existing_run_files(out_dir, run_files)
+    saved = [name for name in checkpoints if os.path.lexists(out_dir / name)]
+    wanted = " or ".join(checkpoints)
     if overwrite:
-        start.moved_to = move_run_aside(out_dir)
+        start.moved_to = move_run_aside(out_dir, run_files)
         if start.moved_to is not None:
             start.notes.append(f"moved the previous run ({', '.join(existing)}) to {start.moved_to}")
         return start
     if resume or resume_if_exists:
-        if os.path.lexists(start.checkpoint):
+        if saved:
             start.resume = True
+            start.checkpoint = out_dir / saved[0]
             return start
         if resume_if_exists:
             start.notes.append(f"no checkpoint in {out_dir}; starting from scratch (--resume-if-exists).")
             if existing:  # metrics without a checkpoint: keep them, do not mix them into the new run
-                start.moved_to = move_run_aside(out_dir)
+                start.moved_to = move_run_aside(out_dir, run_files)
                 start.notes.append(f"moved {', '.join(existing)} to {start.moved_to}")
             return start
-        holds = f" (it holds {', '.join(existing)} but no {CHECKPOINT_NAME})" if existing else ""
+        holds = f" (it holds {', '.join(existing)} but no {wanted})" if existing else ""
         raise RunExistsError(
-            f"--resume: no {CHECKPOINT_NAME} in {out_dir}{holds}, so there is nothing to resume. Check the "
+            f"--resume: no {wanted} in {out_dir}{holds}, so there is nothing to resume. Check the "
             f"--out-dir; to start a new run there, drop --resume (or use --resume-if-exists, which resumes "
             f"when there is a checkpoint and starts fresh when there is none).")
     if existing:
