@@ -127,7 +127,7 @@ class TrainConfig:
                 raise ValueError(f"init_from {graph} is a folder; expected a NIR graph file (.nir), e.g. one "
                                  f"written by `snnlab export`.")
             if not graph.is_file():
-                raise FileNotFoundError(f"init_from: no NIR graph at {graph}; expected a .nir file, e.g. one "
+                raise FileNotFoundError(f"init_from: no NIR file at {graph}; expected a .nir graph, e.g. one "
                                         f"written by `snnlab export`.")
             if custom_model:
                 raise ValueError("init_from builds the network from the graph: do not pass a model as well.")
