@@ -37,6 +37,11 @@ TRAIN = ["train", "--model", "spiking_mlp", "--dataset", "digits", "--method", "
          "--model-option", "hidden=(8,)"]
 
 
+CONVERT = ["convert", "--kind", "rate", "--ann-epochs", "1", "--max-train", "64", "--max-test", "32",
+           "--stats-images", "32", "--T", "2", "--no-progress", "--model-option", "width=4",
+           "--model-option", "hidden=16"]
+
+
 def _one_line(text: str, limit: int = 400) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -316,6 +321,81 @@ def cases(work: Path):
 
     api("load_checkpoint(<garbage file>)", lambda: load_checkpoint(garbage_pt))
     api("load_checkpoint(<a directory>)", lambda: load_checkpoint(work))
+
+    # -- snnlab convert: the same output-folder, resume and option rules as train
+    conv = work / "conv"
+    cli("snnlab convert --out-dir <an existing file>", [*CONVERT, "--out-dir", str(a_file)])
+    cli("snnlab convert --out-dir <folder holding a conversion run> (no flag)", [*CONVERT, "--out-dir", str(conv)],
+        setup=lambda: run_cli([*CONVERT, "--out-dir", str(conv)]))
+    cli("snnlab convert --resume --out-dir <empty folder> (a typo)", [*CONVERT, "--resume", "--out-dir", str(work / "cnov")])
+    cli("snnlab convert --resume --ann-lr 0.5 (the run had 1e-2)", [*CONVERT, "--resume", "--ann-lr", "0.5", "--out-dir", str(conv)])
+    cli("snnlab convert --resume --overwrite", [*CONVERT, "--resume", "--overwrite", "--out-dir", str(conv)])
+    cli("snnlab convert --resume, snn-rate.pt garbage", [*CONVERT, "--resume", "--out-dir", str(conv)],
+        setup=lambda: (conv / "snn-rate.pt").write_bytes(b"garbage"))
+    cli("snnlab convert --seed -1", [*CONVERT, "--seed", "-1"])
+    cli("snnlab convert --device mps", [*CONVERT, "--device", "mps"])
+    cli("snnlab convert --kind snn", [*CONVERT, "--kind", "snn"])
+    cli("snnlab convert --percentile 0", [*CONVERT, "--percentile", "0"])
+    cli("snnlab convert --ann-weight-decay -1", [*CONVERT, "--ann-weight-decay", "-1"])
+    cli("snnlab convert --dataset nmnist-emulated (events)", [*CONVERT, "--dataset", "nmnist-emulated"])
+    cli("snnlab convert --ann garbage.pt", [*CONVERT, "--ann", str(garbage_pt)])
+    cli("snnlab convert --ann <a train run's folder>", [*CONVERT, "--ann", str(run)])
+    cli("snnlab convert --data-option augment=train", [*CONVERT, "--data-option", "augment=train"])
+    # -- snnlab evaluate
+    cli("snnlab evaluate garbage.pt", ["evaluate", str(garbage_pt)])
+    cli("snnlab evaluate <a folder without checkpoint.pt>", ["evaluate", str(work / "rnu")])
+    cli("snnlab evaluate <convert's ann.pt>", ["evaluate", str(work / "cnov-ann.pt")],
+        setup=lambda: shutil.copy(work / "conv" / "ann.pt", work / "cnov-ann.pt"))
+    cli("snnlab evaluate RUN --exit atsn --cl-init 1.5", ["evaluate", str(run), "--exit", "atsn", "--cl-init", "1.5"])
+    cli("snnlab evaluate RUN --exit dtsnn (no --theta)", ["evaluate", str(run), "--exit", "dtsnn"])
+    cli("snnlab evaluate RUN --theta 0.1 (fixed T)", ["evaluate", str(run), "--theta", "0.1"])
+    cli("snnlab evaluate RUN --samples 0", ["evaluate", str(run), "--samples", "0"])
+    cli("snnlab evaluate RUN --dataset mnist", ["evaluate", str(run), "--dataset", "mnist"])
+    cli("snnlab evaluate RUN --readout max", ["evaluate", str(run), "--readout", "max"])
+    # -- snnlab export and train --init-from
+    cli("snnlab export --checkpoint garbage.pt", ["export", "--checkpoint", str(garbage_pt), "--dt", "1e-3",
+                                                  "-o", str(work / "g.nir")])
+    cli("snnlab export --dt 0", ["export", "--checkpoint", str(run), "--dt", "0", "-o", str(work / "g.nir")])
+    cli("snnlab export -o net.h5", ["export", "--checkpoint", str(run), "--dt", "1e-3", "-o", str(work / "g.h5")])
+    graph, other, init_run = work / "start.nir", work / "other.nir", work / "init-run"
+    cli("snnlab train --init-from missing.nir", [*TRAIN, "--init-from", str(work / "missing.nir")])
+    cli("snnlab train --init-from <a folder>", [*TRAIN, "--init-from", str(work)])
+
+    def init_run_then_swap_graph():
+        run_cli(["export", "--checkpoint", str(run), "--dt", "1e-3", "-o", str(graph)])
+        run_cli(["export", "--checkpoint", str(run), "--dt", "2e-3", "-o", str(other)])
+        run_cli([*TRAIN, "--epochs", "2", "--stop-after", "1", "--init-from", str(graph), "--out-dir", str(init_run)])
+        shutil.copy(other, graph)
+
+    cli("snnlab train --resume --init-from <the run's graph, rewritten>",
+        [*TRAIN, "--epochs", "2", "--resume", "--init-from", str(graph), "--out-dir", str(init_run)],
+        setup=init_run_then_swap_graph)
+    # -- snnlab data fetch (nothing leaves this machine: a file:// mirror and a closed local port)
+    mirror, fetch_root = work / "mirror", work / "fetch-root"
+
+    def bad_mirror():
+        mirror.mkdir(exist_ok=True)
+        (mirror / "cifar-10-python.tar.gz").write_bytes(b"not the CIFAR-10 archive")
+
+    cli("snnlab data fetch mnist", ["data", "fetch", "mnist", "--root", str(fetch_root)])
+    cli("snnlab data fetch cifar10 --mirror not-a-url", ["data", "fetch", "cifar10", "--mirror", "not-a-url",
+                                                         "--root", str(fetch_root), "--quiet"])
+    cli("snnlab data fetch cifar10 --timeout 0", ["data", "fetch", "cifar10", "--timeout", "0", "--root", str(fetch_root)])
+    cli("snnlab data fetch cifar10 --mirror <a wrong archive> (checksum)",
+        ["data", "fetch", "cifar10", "--mirror", mirror.as_uri(), "--root", str(fetch_root), "--quiet", "--retries", "0"],
+        setup=bad_mirror)
+    cli("snnlab data fetch cifar10 --mirror http://127.0.0.1:9 (nothing listens)",
+        ["data", "fetch", "cifar10", "--mirror", "http://127.0.0.1:9", "--root", str(fetch_root), "--quiet",
+         "--retries", "0"])
+
+    def fetch_while_locked():
+        from snnlab.files import folder_lock
+
+        with folder_lock(fetch_root / "downloads" / ".cifar10.lock", wait=False):
+            return run_cli(["data", "fetch", "cifar10", "--mirror", mirror.as_uri(), "--root", str(fetch_root),
+                            "--quiet"])
+
+    out.append(("CLI", "snnlab data fetch cifar10 (another fetch holds the lock)", fetch_while_locked))
     return out
 
 
