@@ -37,6 +37,8 @@ TRAIN = ["train", "--model", "spiking_mlp", "--dataset", "digits", "--method", "
          "--model-option", "hidden=(8,)"]
 
 
+INIT_TRAIN = [a for a in TRAIN if a not in ("--model", "spiking_mlp", "--model-option", "hidden=(8,)")]
+"""TRAIN without the model: --init-from builds the network from the graph."""
 CONVERT = ["convert", "--kind", "rate", "--ann-epochs", "1", "--max-train", "64", "--max-test", "32",
            "--stats-images", "32", "--T", "2", "--no-progress", "--model-option", "width=4",
            "--model-option", "hidden=16"]
@@ -364,11 +366,13 @@ def cases(work: Path):
     def init_run_then_swap_graph():
         run_cli(["export", "--checkpoint", str(run), "--dt", "1e-3", "-o", str(graph)])
         run_cli(["export", "--checkpoint", str(run), "--dt", "2e-3", "-o", str(other)])
-        run_cli([*TRAIN, "--epochs", "2", "--stop-after", "1", "--init-from", str(graph), "--out-dir", str(init_run)])
+        started = run_cli([*INIT_TRAIN, "--epochs", "2", "--stop-after", "1", "--init-from", str(graph),
+                           "--out-dir", str(init_run)])
+        assert started[0] == "exit 0", started
         shutil.copy(other, graph)
 
     cli("snnlab train --resume --init-from <the run's graph, rewritten>",
-        [*TRAIN, "--epochs", "2", "--resume", "--init-from", str(graph), "--out-dir", str(init_run)],
+        [*INIT_TRAIN, "--epochs", "2", "--resume", "--init-from", str(graph), "--out-dir", str(init_run)],
         setup=init_run_then_swap_graph)
     # -- snnlab data fetch (nothing leaves this machine: a file:// mirror and a closed local port)
     mirror, fetch_root = work / "mirror", work / "fetch-root"
