@@ -146,7 +146,7 @@ def test_bad_input_gets_one_line_errors(run_dir, tmp_path, capsys):
     assert "--T must be >= 1" in error_of(capsys, run, "--T", "0")
     assert "--samples must be >= 1" in error_of(capsys, run, "--samples", "0")
     assert "--repeats must be >= 1" in error_of(capsys, run, "--repeats", "0")
-    assert "unknown reads 'both'" in error_of(capsys, run, "--exit", "atsn", "--reads", "both")
+    assert "unknown --reads 'both'" in error_of(capsys, run, "--exit", "atsn", "--reads", "both")
 
 
 def test_event_data_run(tmp_path, monkeypatch, capsys):
