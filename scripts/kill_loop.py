@@ -9,7 +9,7 @@
    sends SIGKILL; repeats until ``--kills`` kills have landed, then lets the last run finish.
 3. Compares the final checkpoint's weights with the reference bit for bit, and the per-epoch
    metrics (all but the timings), and lists any debris: every file in the folder other than
-   checkpoint.pt, metrics.json, metrics.csv and the lock file.
+   checkpoint.pt, metrics.json, metrics.csv, config.yaml and the lock file.
 
 Prints one JSON line (the last line of stdout); exits 0 when the weights are equal, the metrics are
 equal and there is no debris. Every subprocess runs with OMP_NUM_THREADS=1, so sums round the same
@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ALLOWED = {"checkpoint.pt", "metrics.json", "metrics.csv", ".snnlab-train.lock"}
+ALLOWED = {"checkpoint.pt", "metrics.json", "metrics.csv", "config.yaml", ".snnlab-train.lock"}
 
 
 def command(out_dir: Path, args) -> list[str]:

@@ -116,6 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = [a for a in argv if a != "--debug"]  # accepted anywhere on the line
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = argv  # what was typed: `train --config` tells given flags from defaults
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_BAD_INPUT

@@ -5,6 +5,13 @@ Examples::
     snnlab train --model spiking_cnn --dataset digits --method sltt --T 4 --epochs 10 --out-dir runs/sltt
     snnlab train ... --out-dir runs/sltt --resume          # continue after an interruption
     snnlab train --init-from net.nir --dataset digits ...  # start from an exported NIR graph
+    snnlab train --config runs/sltt/config.yaml --out-dir runs/again       # replay a run exactly
+    snnlab train --config runs/sltt/config.yaml --lr 0.05 --out-dir runs/lr  # replay with one change
+    snnlab train ... --out-dir runs/sltt --tensorboard     # also scalars for TensorBoard in runs/sltt/tb/
+
+Every run writes OUT_DIR/config.yaml: every resolved option and the versions of snnlab, torch and
+numba. --config replays it; a flag given on the command line overrides the file's value, and the
+new run's config.yaml records the override.
     snnlab train ... --out-dir runs/sltt --overwrite       # start again; the old run moves to runs/sltt/previous/
     snnlab train ... --checkpoint-every 50 --resume-if-exists   # a job that may be killed: resume or start
 
@@ -25,7 +32,7 @@ import os
 import sys
 from typing import Any
 
-__all__ = ["register", "parse_options", "config_from_args"]
+__all__ = ["register", "parse_options", "config_from_args", "config_from_replay", "given_flags"]
 
 
 _BOOLEAN_WORDS = {"yes", "no", "y", "n", "true", "false", "on", "off"}
@@ -113,6 +120,11 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     r.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across GPUs under torchrun")
     r.add_argument("--amp", action="store_true",
                    help="mixed precision: float16 + GradScaler on CUDA, bfloat16 on CPU")
+    r.add_argument("--tensorboard", action="store_true",
+                   help="per-epoch scalars (loss, accuracy, lr, firing rate per layer, memory) in OUT_DIR/tb/ "
+                        "(needs: pip install 'snnlab[tensorboard]')")
+    r.add_argument("--config", default=None, metavar="CONFIG.yaml",
+                   help="replay a run: the OUT_DIR/config.yaml it wrote (or that OUT_DIR); flags given here override it")
 
 
 def config_from_args(args: argparse.Namespace):
@@ -136,7 +148,7 @@ def config_from_args(args: argparse.Namespace):
         overwrite=args.overwrite, checkpoint_every=args.checkpoint_every,
         num_workers=args.num_workers, device=args.device,
         max_batches=args.max_batches, stop_after=args.stop_after, evaluate=not args.no_eval, progress=not args.no_progress,
-        sync_bn=args.sync_bn, amp=args.amp, data_root=args.data_root,
+        sync_bn=args.sync_bn, amp=args.amp, data_root=args.data_root, tensorboard=args.tensorboard,
         model_options=parse_options(args.model_option, "model"), init_from=args.init_from,
         data_options=parse_options(args.data_option, "data"),
         loss_options=parse_options(args.loss_option, "loss"),
@@ -144,12 +156,49 @@ def config_from_args(args: argparse.Namespace):
     )
 
 
+_DEST_TO_FIELD = {"no_eval": "evaluate", "no_progress": "progress", "model_option": "model_options",
+                  "data_option": "data_options", "loss_option": "loss_options", "method_option": "method_options",
+                  "sltt_k": "method_options", "trace_decay": "method_options"}
+
+
+def given_flags(argv: list[str]) -> set[str]:
+    """The ``snnlab train`` options (argparse dests) typed in ``argv``, whatever their values."""
+    probe = argparse.ArgumentParser(add_help=False)
+    _add_arguments(probe)
+    for action in probe._actions:
+        action.default = argparse.SUPPRESS
+    args = list(argv)
+    if "train" in args:
+        args = args[args.index("train") + 1:]
+    namespace, _ = probe.parse_known_args(args)
+    return set(vars(namespace))
+
+
+def config_from_replay(args: argparse.Namespace):
+    """``--config FILE``: the file's options, with the flags typed on the command line on top.
+    Returns ``(config, replay)`` where ``replay`` records the file and every override."""
+    from snnlab.training.runconfig import load_run_config, merge_overrides
+
+    base, _ = load_run_config(args.config)
+    typed = given_flags(getattr(args, "argv", None) or sys.argv[1:]) - {"config"}
+    if "method" not in typed:  # --sltt-k / --trace-decay are checked against the replayed method
+        args.method = base.method
+    fields = {_DEST_TO_FIELD.get(dest, dest) for dest in typed}
+    config, overrides = merge_overrides(base, config_from_args(args), fields)
+    config.validate()  # the file's values are checked like flags, before anything is said or done
+    return config, {"from": str(args.config), "overrides": overrides}
+
+
 def _run(args: argparse.Namespace) -> int:
     from snnlab.training.loop import json_safe_row, train
 
-    config = config_from_args(args)
+    config, replay = config_from_replay(args) if args.config else (config_from_args(args), None)
+    if replay:
+        changed = ", ".join(f"{k} {v['file']!r} -> {v['now']!r}" for k, v in replay["overrides"].items()
+                            if k != "out_dir")
+        print(f"snnlab train: replaying {args.config}" + (f" with {changed}" if changed else ""), file=sys.stderr)
     try:
-        result = train(config)
+        result = train(config, replay=replay)
     except KeyboardInterrupt:
         print("snnlab train: stopped.", file=sys.stderr)
         return 130

@@ -69,6 +69,7 @@ from snnlab.training.rundir import (
     LOCK_NAME,
     METRICS_CSV,
     METRICS_JSON,
+    TB_DIR,
     RunStart,
     check_free_space,
     check_out_dir,
@@ -252,6 +253,77 @@ def _write_metrics(out_dir: Path, history: list[dict[str, Any]]) -> None:
         atomic_write_text(out_dir / METRICS_CSV, buf.getvalue())
 
 
+def _write_config(out_dir: Path, cfg: TrainConfig, replay: dict[str, Any] | None, *, resumed: bool) -> None:
+    """``out_dir/config.yaml`` for this run; a resume keeps what the file says the run replayed."""
+    from snnlab.training.runconfig import CONFIG_NAME, write_run_config
+
+    if replay is None and resumed and (out_dir / CONFIG_NAME).is_file():
+        try:
+            import yaml
+
+            replay = (yaml.safe_load((out_dir / CONFIG_NAME).read_text()) or {}).get("replay")
+        except Exception:  # noqa: BLE001 - the old file is only a record; it is rewritten below
+            replay = None
+    write_run_config(out_dir, cfg, replay)
+
+
+class _TensorBoard:
+    """Per-epoch scalars in ``out_dir/tb/`` (``--tensorboard``): the epoch's metrics (loss, accuracy,
+    lr, memory) and the firing rate of every spiking layer on a fixed probe batch (the first 64
+    items of the test set, eval mode; the random-number state is restored, so training is unchanged).
+    A resume purges the events of epochs after the checkpoint (``purge_step``)."""
+
+    PROBE = 64
+    SCALARS = {"train_loss": "loss/train", "test_loss": "loss/test", "train_accuracy": "accuracy/train",
+               "test_accuracy": "accuracy/test", "lr": "lr", "seconds": "time/epoch_seconds",
+               "rss_peak_bytes": "memory/rss_peak_bytes", "saved_bytes_peak": "memory/saved_for_backward_peak_bytes",
+               "cuda_peak_bytes": "memory/cuda_peak_bytes"}
+
+    def __init__(self, writer=None, dataset=None, cfg=None, kind=None, device=None):
+        self.writer, self.dataset, self.cfg, self.kind, self.device = writer, dataset, cfg, kind, device
+        self._probe = None
+
+    @classmethod
+    def open(cls, cfg, ctx, out_dir, start_epoch, dataset, kind) -> "_TensorBoard":
+        if not (cfg.tensorboard and ctx.is_main and out_dir is not None):
+            return cls()
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(log_dir=str(out_dir / TB_DIR), purge_step=start_epoch + 1 if start_epoch else None)
+        return cls(writer, dataset, cfg, kind, ctx.device)
+
+    def __enter__(self) -> "_TensorBoard":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+    def firing_rates(self, model: nn.Module) -> dict[str, float]:
+        from snnlab.analysis.ottt import firing_rates
+
+        if self._probe is None:
+            n = min(self.PROBE, len(self.dataset))
+            x = torch.stack([torch.as_tensor(self.dataset[i][0]) for i in range(n)])
+            self._probe = time_major(x, self.cfg.T, self.kind).to(self.device)
+        rng = capture_rng_state()
+        try:
+            return {layer.name: layer.rate for layer in firing_rates(model, self._probe)}
+        finally:
+            restore_rng_state(rng)
+
+    def log(self, row: dict[str, Any], model: nn.Module) -> None:
+        if self.writer is None:
+            return
+        step = row["epoch"]
+        for key, tag in self.SCALARS.items():
+            if isinstance(row.get(key), (int, float)) and not isinstance(row.get(key), bool):
+                self.writer.add_scalar(tag, row[key], step)
+        for name, rate in self.firing_rates(model).items():
+            self.writer.add_scalar(f"firing_rate/{name}", rate, step)
+        self.writer.flush()
+
+
 def train(
     config: TrainConfig | None = None,
     *,
@@ -259,6 +331,7 @@ def train(
     train_set: Dataset | None = None,
     test_set: Dataset | None = None,
     callbacks: list[Callable[[dict[str, Any]], None]] = (),
+    replay: dict[str, Any] | None = None,
     **overrides,
 ) -> TrainResult:
     """Train a spiking network; return the per-epoch history and the trained model.
@@ -267,6 +340,9 @@ def train(
     is a registry name or an ``nn.Module`` built in a notebook; data sets can be passed directly
     (``train_set=``, ``test_set=``); otherwise they come from the registries (``snnlab.models``, ``snnlab.data``).
     ``callbacks`` are called after every batch with a dict (epoch, batch, loss, accuracy, ...).
+    With ``out_dir`` the run writes ``out_dir/config.yaml`` (:mod:`snnlab.training.runconfig`), which
+    replays it; ``replay`` (``{"from": path, "overrides": {...}}``) is recorded there when the run
+    is itself a replay.
     Under torchrun this runs DDP (see :mod:`snnlab.training.ddp`).
 
     Before any data or model is built, ``out_dir`` is checked (:func:`snnlab.training.rundir.check_out_dir`)
@@ -286,7 +362,7 @@ def train(
     try:
         with contextlib.ExitStack() as held:
             run = _open_run(cfg, ctx, held)
-            return _train(cfg, ctx, run, model, train_set, test_set, list(callbacks))
+            return _train(cfg, ctx, run, model, train_set, test_set, list(callbacks), replay)
     finally:
         teardown_distributed(ctx)
 
@@ -329,7 +405,7 @@ def _warn(message: str) -> None:
     warnings.warn(message, SnnlabWarning, stacklevel=3)
 
 
-def _train(cfg, ctx, run, model, train_set, test_set, callbacks) -> TrainResult:
+def _train(cfg, ctx, run, model, train_set, test_set, callbacks, replay=None) -> TrainResult:
     if cfg.batch_size % ctx.world_size:
         raise ValueError(f"batch_size {cfg.batch_size} (global) must be divisible by the {ctx.world_size} processes.")
     local_batch = cfg.batch_size // ctx.world_size
@@ -341,8 +417,12 @@ def _train(cfg, ctx, run, model, train_set, test_set, callbacks) -> TrainResult:
     seed_everything(cfg.seed)
     train_set, test_set, kind, per_step, num_classes, T = _resolve_data(cfg, train_set, test_set)
     # resolved: what the checkpoint records, a resume compares and the result reports
-    cfg = dataclasses.replace(cfg, T=T, device=ctx.device.type,
-                              init_from_sha256=None if cfg.init_from is None else file_checksum(cfg.init_from, "sha256"))
+    digest = None if cfg.init_from is None else file_checksum(cfg.init_from, "sha256")
+    if cfg.init_from_sha256 is not None and digest != cfg.init_from_sha256:  # e.g. a replayed config.yaml
+        raise ResumeMismatch(f"init_from {cfg.init_from} is not the NIR graph this configuration was made with "
+                             f"(its SHA-256 is {digest}, the configuration records {cfg.init_from_sha256}); "
+                             f"give the original graph.")
+    cfg = dataclasses.replace(cfg, T=T, device=ctx.device.type, init_from_sha256=digest)
     if state is not None:
         for diff in check_resume(state["config"], cfg, ckpt_path):
             _warn(f"resuming {ckpt_path} with another {diff}; the numbers may differ in the last bits.")
@@ -372,6 +452,7 @@ def _train(cfg, ctx, run, model, train_set, test_set, callbacks) -> TrainResult:
     precision = _build_precision(cfg, ctx.device)
     if out_dir is not None and ctx.is_main:
         check_free_space(out_dir, int(1.1 * _checkpoint_bytes(model, optimizer)))
+        _write_config(out_dir, cfg, replay, resumed=state is not None)
 
     history: list[dict[str, Any]] = []
     start_epoch, start_batch, partial = 0, 0, None
@@ -438,7 +519,8 @@ def _train(cfg, ctx, run, model, train_set, test_set, callbacks) -> TrainResult:
     from tqdm.auto import tqdm
 
     exclude = list(core.parameters())
-    with _StopRequest() as stop:
+    board = _TensorBoard.open(cfg, ctx, out_dir, start_epoch, test_set if test_set is not None else train_set, kind)
+    with _StopRequest() as stop, board:
         for epoch in range(start_epoch, end_epoch):
             first = epoch == start_epoch and start_batch > 0
             skip = start_batch if first else 0
@@ -534,6 +616,7 @@ def _train(cfg, ctx, run, model, train_set, test_set, callbacks) -> TrainResult:
             save(epoch + 1, 0, None)  # first the checkpoint: the metrics files are never ahead of it
             if ctx.is_main and out_dir is not None:
                 _write_metrics(out_dir, history)
+                board.log(history[-1], core)
             if ctx.is_main and cfg.progress:
                 test = "" if row["test_accuracy"] is None else f", test acc {row['test_accuracy']:.3f}"
                 print(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f}, "

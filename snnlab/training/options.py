@@ -93,6 +93,9 @@ class TrainConfig:
     amp: bool = _option(False)
     """Automatic mixed precision: float16 autocast + GradScaler on CUDA, bfloat16 autocast on CPU."""
     data_root: str | None = _option(None, resume="free")
+    tensorboard: bool = _option(False, resume="free")
+    """Also write per-epoch scalars (loss, accuracy, lr, firing rate per layer, memory) to
+    ``out_dir/tb/`` for TensorBoard (needs the ``tensorboard`` package: ``pip install snnlab[tensorboard]``)."""
     model_options: dict[str, Any] = _option(factory=dict)
     init_from: str | None = _option(None, resume="free")
     """A NIR graph (``.nir``) to start from instead of ``model``: the network is imported with
@@ -149,7 +152,7 @@ class TrainConfig:
         check_non_negative("weight_decay", self.weight_decay)
         check_in_range("momentum", self.momentum, 0.0, 1.0, high_open=True)
         check_seed("seed", self.seed)
-        for name in ("resume", "resume_if_exists", "overwrite", "evaluate", "progress", "sync_bn", "amp"):
+        for name in ("resume", "resume_if_exists", "overwrite", "evaluate", "progress", "sync_bn", "amp", "tensorboard"):
             check_bool(name, getattr(self, name))
         for name in ("model_options", "data_options", "loss_options", "method_options"):
             if not isinstance(getattr(self, name), dict):
@@ -162,6 +165,14 @@ class TrainConfig:
         if not isinstance(self.device, str):
             raise TypeError(f"device must be a string such as 'auto', 'cpu', 'cuda' or 'cuda:1', got {self.device!r}.")
         resolve_device(self.device)  # an unknown or unavailable device fails here, before any work
+        if self.tensorboard:
+            if self.out_dir is None:
+                raise ValueError("tensorboard=True needs out_dir (the scalars go to out_dir/tb/).")
+            try:
+                from torch.utils.tensorboard import SummaryWriter  # noqa: F401
+            except ImportError:
+                raise ImportError("--tensorboard needs the tensorboard package: pip install 'snnlab[tensorboard]' "
+                                  "(or pip install tensorboard).") from None
         if not custom_data:
             from snnlab.data import dataset_info
 

@@ -35,7 +35,8 @@ from pathlib import Path
 from snnlab.errors import OutputDirError, RunExistsError
 from snnlab.files import remove_orphaned_temporaries
 
-__all__ = ["CHECKPOINT_NAME", "METRICS_JSON", "METRICS_CSV", "RUN_FILES", "LOCK_NAME", "PREVIOUS_DIR",
+__all__ = ["CHECKPOINT_NAME", "METRICS_JSON", "METRICS_CSV", "RUN_FILES", "CONFIG_NAME", "TB_DIR", "COMPANIONS",
+           "LOCK_NAME", "PREVIOUS_DIR",
            "PROBE_BYTES", "check_out_dir", "check_free_space", "start_run", "RunStart", "move_run_aside"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -43,6 +44,11 @@ METRICS_CSV = "metrics.csv"
 METRICS_JSON = "metrics.json"
 RUN_FILES: tuple[str, ...] = (CHECKPOINT_NAME, METRICS_JSON, METRICS_CSV)
 """What a run writes into its folder: ``--overwrite`` moves these aside (add new run files here)."""
+CONFIG_NAME = "config.yaml"
+TB_DIR = "tb"
+COMPANIONS: tuple[str, ...] = (CONFIG_NAME, TB_DIR)
+"""Written with a run but not a run by themselves (a run killed before its first checkpoint leaves
+only these): they move aside with the run, yet do not make a folder count as holding one."""
 LOCK_NAME = ".snnlab-train.lock"
 PREVIOUS_DIR = "previous"
 PROBE_BYTES = 64 * 1024
@@ -143,9 +149,11 @@ def _existing_run_files(out_dir: Path, run_files: tuple[str, ...] = RUN_FILES) -
     return [name for name in run_files if os.path.lexists(out_dir / name)]
 
 
-def move_run_aside(out_dir: Path, run_files: tuple[str, ...] = RUN_FILES) -> Path | None:
-    """Move the run files of ``out_dir`` into ``out_dir/previous/<time>/``; return that folder."""
-    names = _existing_run_files(out_dir, run_files)
+def move_run_aside(out_dir: Path, run_files: tuple[str, ...] = RUN_FILES,
+                   companions: tuple[str, ...] = COMPANIONS) -> Path | None:
+    """Move the run files of ``out_dir`` (and their ``companions``: config.yaml, tb/) into
+    ``out_dir/previous/<time>/``; return that folder (None: there was nothing to move)."""
+    names = _existing_run_files(out_dir, run_files + companions)
     if not names:
         return None
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -172,7 +180,7 @@ def start_run(out_dir: Path, *, resume: bool, resume_if_exists: bool = False, ov
     if overwrite and (resume or resume_if_exists):
         raise RunExistsError("--overwrite starts again and --resume continues: choose one.")
     start = RunStart(out_dir, False, out_dir / checkpoints[0])
-    start.removed_temporaries = remove_orphaned_temporaries(out_dir, run_files)
+    start.removed_temporaries = remove_orphaned_temporaries(out_dir, run_files + (CONFIG_NAME,))
     for probe in out_dir.glob(f"{_PROBE_PREFIX}*"):
         probe.unlink(missing_ok=True)
     existing = _existing_run_files(out_dir, run_files)
