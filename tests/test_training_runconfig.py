@@ -173,3 +173,18 @@ def test_tensorboard_needs_an_out_dir():
 
     with pytest.raises(ValueError, match="tensorboard=True needs out_dir"):
         train(tensorboard=True, epochs=1, max_batches=1, progress=False)
+
+
+def test_a_run_given_python_objects_says_it_cannot_be_replayed_from_the_file(tmp_path, capsys):
+    from snnlab.data import load_dataset
+    from snnlab.models import build_model
+    from snnlab.training import train
+
+    out = tmp_path / "custom"
+    net = build_model("spiking_mlp", num_classes=10, input_shape=(1, 8, 8), T=2, hidden=(8,))
+    train(model=net, train_set=load_dataset("digits", train=True), T=2, epochs=1, max_batches=1, evaluate=False,
+          progress=False, out_dir=str(out))
+    record = yaml.safe_load((out / "config.yaml").read_text())
+    assert record["not_replayable"] == ["the model (an nn.Module)", "the training set"]
+    assert main(["train", "--config", str(out), "--out-dir", str(tmp_path / "again")]) == 2
+    assert "cannot rebuild" in capsys.readouterr().err

@@ -253,8 +253,10 @@ def _write_metrics(out_dir: Path, history: list[dict[str, Any]]) -> None:
         atomic_write_text(out_dir / METRICS_CSV, buf.getvalue())
 
 
-def _write_config(out_dir: Path, cfg: TrainConfig, replay: dict[str, Any] | None, *, resumed: bool) -> None:
-    """``out_dir/config.yaml`` for this run; a resume keeps what the file says the run replayed."""
+def _write_config(out_dir: Path, cfg: TrainConfig, replay: dict[str, Any] | None, *, resumed: bool,
+                  custom: list[str] = ()) -> None:
+    """``out_dir/config.yaml`` for this run; a resume keeps what the file says the run replayed.
+    ``custom``: the Python objects the run was given, which the file cannot rebuild (it says so)."""
     from snnlab.training.runconfig import CONFIG_NAME, write_run_config
 
     if replay is None and resumed and (out_dir / CONFIG_NAME).is_file():
@@ -264,7 +266,7 @@ def _write_config(out_dir: Path, cfg: TrainConfig, replay: dict[str, Any] | None
             replay = (yaml.safe_load((out_dir / CONFIG_NAME).read_text()) or {}).get("replay")
         except Exception:  # noqa: BLE001 - the old file is only a record; it is rewritten below
             replay = None
-    write_run_config(out_dir, cfg, replay)
+    write_run_config(out_dir, cfg, replay, not_replayable=list(custom))
 
 
 class _TensorBoard:
@@ -415,6 +417,10 @@ def _train(cfg, ctx, run, model, train_set, test_set, callbacks, replay=None) ->
     state = load_checkpoint(ckpt_path, map_location="cpu") if run is not None and run.resume else None
 
     seed_everything(cfg.seed)
+    # what config.yaml cannot rebuild: a network or data sets passed in as Python objects
+    custom = [what for what, given in (("the model (an nn.Module)", model is not None and cfg.init_from is None),
+                                       ("the training set", train_set is not None),
+                                       ("the test set", test_set is not None)) if given]
     train_set, test_set, kind, per_step, num_classes, T = _resolve_data(cfg, train_set, test_set)
     # resolved: what the checkpoint records, a resume compares and the result reports
     digest = None if cfg.init_from is None else file_checksum(cfg.init_from, "sha256")
@@ -452,7 +458,7 @@ def _train(cfg, ctx, run, model, train_set, test_set, callbacks, replay=None) ->
     precision = _build_precision(cfg, ctx.device)
     if out_dir is not None and ctx.is_main:
         check_free_space(out_dir, int(1.1 * _checkpoint_bytes(model, optimizer)))
-        _write_config(out_dir, cfg, replay, resumed=state is not None)
+        _write_config(out_dir, cfg, replay, resumed=state is not None, custom=custom)
 
     history: list[dict[str, Any]] = []
     start_epoch, start_batch, partial = 0, 0, None

@@ -69,8 +69,11 @@ def _tuples(value: Any) -> Any:
     return value
 
 
-def config_record(cfg: TrainConfig, replay: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What :func:`write_run_config` writes for ``cfg`` (a resolved record)."""
+def config_record(cfg: TrainConfig, replay: dict[str, Any] | None = None,
+                  not_replayable: list[str] | None = None) -> dict[str, Any]:
+    """What :func:`write_run_config` writes for ``cfg`` (a resolved record). ``not_replayable``:
+    what the run was given as Python objects (a custom ``nn.Module``, data sets), which no file
+    can rebuild: the record says so, and :func:`load_run_config` refuses it."""
     options = dataclasses.asdict(cfg)
     for name in _STARTED_AS:
         options[name] = False
@@ -78,10 +81,13 @@ def config_record(cfg: TrainConfig, replay: dict[str, Any] | None = None) -> dic
               "versions": versions()}
     if replay:
         record["replay"] = _plain(replay)
+    if not_replayable:
+        record["not_replayable"] = list(not_replayable)
     return record
 
 
-def write_run_config(out_dir: str | os.PathLike, cfg: TrainConfig, replay: dict[str, Any] | None = None) -> Path:
+def write_run_config(out_dir: str | os.PathLike, cfg: TrainConfig, replay: dict[str, Any] | None = None,
+                     not_replayable: list[str] | None = None) -> Path:
     """Write ``out_dir/config.yaml`` atomically (with a header saying how to replay it); return its path."""
     import yaml
 
@@ -90,7 +96,7 @@ def write_run_config(out_dir: str | os.PathLike, cfg: TrainConfig, replay: dict[
     path = Path(out_dir) / CONFIG_NAME
     header = (f"# snnlab train: every resolved option of this run, and the versions it ran with.\n"
               f"# Replay it:  snnlab train --config {path} --out-dir NEW_DIR  [flags that override]\n")
-    body = yaml.safe_dump(config_record(cfg, replay), sort_keys=False, default_flow_style=False, allow_unicode=True)
+    body = yaml.safe_dump(config_record(cfg, replay, not_replayable), sort_keys=False, default_flow_style=False, allow_unicode=True)
     atomic_write_text(path, header + body)
     return path
 
@@ -120,6 +126,10 @@ def load_run_config(path: str | os.PathLike) -> tuple[TrainConfig, dict[str, Any
     if record.get("snnlab_config") != CONFIG_FORMAT:
         raise CorruptFileError.describe(path, _EXPECTED, fix, f"configuration format {record.get('snnlab_config')!r}, "
                                                                f"this snnlab reads {CONFIG_FORMAT}")
+    if record.get("not_replayable"):
+        raise ValueError(f"{path} records a run that was given {', '.join(map(str, record['not_replayable']))} as "
+                         f"Python objects, which a file cannot rebuild; replay it in Python with the same objects "
+                         f"(train(TrainConfig(**options), model=..., train_set=...)).")
     options = record["options"]
     if not isinstance(options, dict):
         raise CorruptFileError.describe(path, _EXPECTED, fix, "'options' is not a mapping")
