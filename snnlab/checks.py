@@ -21,7 +21,14 @@ __all__ = [
     "check_timesteps",
     "check_finite",
     "check_choice",
+    "check_real",
+    "check_bool",
+    "check_seed",
+    "SEED_MAX",
 ]
+
+SEED_MAX = 2**63 - 1
+"""Largest seed snnlab accepts: seeds are mixed as signed 64-bit integers (``derive_seed``)."""
 
 
 def _is_real_number(value: Any) -> bool:
@@ -40,6 +47,14 @@ def _as_float(name: str, value: Any) -> float:
     number = float(value)
     if math.isnan(number):
         raise ValueError(f"{name} must be a number, got NaN.")
+    return number
+
+
+def check_real(name: str, value: Any) -> float:
+    """Return ``value`` as a float, raising unless it is a finite real number (any sign)."""
+    number = _as_float(name, value)
+    if math.isinf(number):
+        raise ValueError(f"{name} must be a finite number, got {number}.")
     return number
 
 
@@ -124,4 +139,32 @@ def check_choice(name: str, value: Any, choices: dict | list | tuple) -> Any:
     if value not in choices:
         valid = ", ".join(repr(c) for c in choices)
         raise ValueError(f"unknown {name} {value!r}; valid choices: {valid}.")
+    return value
+
+
+def check_bool(name: str, value: Any, *, allow_none: bool = False) -> bool | None:
+    """Return ``value`` if it is ``True`` or ``False`` (or ``None`` when allowed); anything else,
+    strings such as ``"no"`` or ``"false"`` included, raises ``TypeError`` (``bool("no")`` is True)."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool):
+        return value
+    try:
+        import numpy as np
+
+        if isinstance(value, np.bool_):
+            return bool(value)
+    except ImportError:  # pragma: no cover
+        pass
+    allowed = "True, False or None" if allow_none else "True or False"
+    raise TypeError(f"{name} must be {allowed}, got {value!r} ({type(value).__name__}); on the command line "
+                    f"write {name}=True or {name}=False.")
+
+
+def check_seed(name: str, value: Any) -> int:
+    """Return ``value``, raising unless it is an int in ``[0, 2**63 - 1]``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int in [0, 2**63 - 1], got {value!r}.")
+    if not 0 <= value <= SEED_MAX:
+        raise ValueError(f"{name} must lie in [0, 2**63 - 1] ({SEED_MAX}), got {value}.")
     return value

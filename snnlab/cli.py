@@ -99,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="snnlab: train, convert, run and measure spiking neural networks.",
     )
     parser.add_argument("--version", action="version", version=f"snnlab {snnlab.__version__}")
+    parser.add_argument("--debug", action="store_true", help="print the traceback of an error (anywhere on the line)")
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     info = sub.add_parser("info", help="print versions, devices and run mode as JSON")
     info.set_defaults(func=_info)
@@ -108,17 +109,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from snnlab.errors import EXIT_BAD_INPUT, debug_requested, report_error, warnings_as_lines
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = debug_requested(argv)
+    argv = [a for a in argv if a != "--debug"]  # accepted anywhere on the line
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = argv  # what was typed: `train --config` tells given flags from defaults
     if not getattr(args, "func", None):
         parser.print_help()
-        return 2
+        return EXIT_BAD_INPUT
     try:
-        return int(args.func(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError) as error:
-        # Bad input: one clear line, no traceback.
-        print(f"snnlab {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        with warnings_as_lines(args.command):
+            return int(args.func(args) or 0)
+    except (Exception, KeyboardInterrupt) as error:
+        # every error: one line and an exit code (snnlab.errors); --debug adds the traceback
+        return report_error(error, args.command, debug=debug)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,6 +11,13 @@ Every surrogate here is a frozen record with
 * ``kernel_spec()``: ``(code, p1, p2)`` for the Numba kernels, which evaluate the same formulas.
 
 ``x`` is always ``u - V_th`` (membrane potential minus threshold).
+
+Parameter ranges: the sharpness α of ArcTan and Sigmoid and the variance α of the Gaussian must be
+finite numbers in :data:`ALPHA_RANGE` = [1e-3, 1e3]. The papers use 2 (ArcTan), 4 (sigmoid) and
+0.5 (Gaussian); outside the range σ' is either a spike narrower than float32's resolution around the
+threshold, which almost never passes a gradient and explodes when it does, or so flat that it
+passes almost none. Widths and heights (rectangular, triangle) must be finite and > 0 (a very wide
+rectangle of height 1 is the "constant 1" surrogate of chapter 3).
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import torch
 from snnlab.checks import check_positive
 
 __all__ = [
+    "ALPHA_RANGE",
     "Surrogate",
     "ArcTan",
     "Sigmoid",
@@ -35,6 +43,31 @@ __all__ = [
     "SURROGATES",
     "get_surrogate",
 ]
+
+
+ALPHA_RANGE = (1e-3, 1e3)
+"""Allowed α of ArcTan, Sigmoid (sharpness) and Gaussian (variance); see the module docstring."""
+
+
+def _check_alpha(surrogate: "Surrogate", name: str = "alpha") -> None:
+    """Check ``surrogate.<name>`` against :data:`ALPHA_RANGE` and store it as a float."""
+    label = f"{type(surrogate).__name__} {name}"
+    value = getattr(surrogate, name)
+    if isinstance(value, torch.Tensor) and value.requires_grad:
+        raise TypeError(f"{label} is a tensor that requires grad; surrogate parameters are fixed numbers "
+                        f"(pass float(alpha)).")
+    number = check_positive(label, value)
+    low, high = ALPHA_RANGE
+    if not low <= number <= high:
+        raise ValueError(f"{label} must lie in [{low:g}, {high:g}] (snnlab.surrogate.ALPHA_RANGE; the papers "
+                         f"use 0.5 to 4), got {number:g}: outside it the surrogate gradient is a needle that "
+                         f"almost never passes a gradient, or a plateau that passes almost none.")
+    object.__setattr__(surrogate, name, number)
+
+
+def _check_size(surrogate: "Surrogate", name: str) -> None:
+    """Check that ``surrogate.<name>`` is a finite number > 0 and store it as a float."""
+    object.__setattr__(surrogate, name, check_positive(f"{type(surrogate).__name__} {name}", getattr(surrogate, name)))
 
 
 def heaviside(x: torch.Tensor) -> torch.Tensor:
@@ -94,7 +127,7 @@ class ArcTan(Surrogate):
     source: ClassVar[str] = "SEW ResNet (ArcTan)"
 
     def __post_init__(self) -> None:
-        check_positive("ArcTan alpha", self.alpha)
+        _check_alpha(self)
 
     def primitive(self, x: torch.Tensor) -> torch.Tensor:
         return torch.atan(math.pi / 2 * self.alpha * x) / math.pi + 0.5
@@ -119,7 +152,7 @@ class Sigmoid(Surrogate):
     source: ClassVar[str] = "OTTT (sigmoid, α=4)"
 
     def __post_init__(self) -> None:
-        check_positive("Sigmoid alpha", self.alpha)
+        _check_alpha(self)
 
     def primitive(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.alpha * x)
@@ -146,9 +179,9 @@ class Rectangular(Surrogate):
     source: ClassVar[str] = "MLF / OTTT (rectangular)"
 
     def __post_init__(self) -> None:
-        check_positive("Rectangular width", self.width)
+        _check_size(self, "width")
         if self.height is not None:
-            check_positive("Rectangular height", self.height)
+            _check_size(self, "height")
 
     @property
     def peak(self) -> float:
@@ -178,7 +211,7 @@ class Triangle(Surrogate):
     source: ClassVar[str] = "ATSN eq. (14) (triangle)"
 
     def __post_init__(self) -> None:
-        check_positive("Triangle width", self.width)
+        _check_size(self, "width")
 
     def primitive(self, x: torch.Tensor) -> torch.Tensor:
         w = self.width
@@ -207,7 +240,7 @@ class Gaussian(Surrogate):
     source: ClassVar[str] = "STBP / ATSN eq. (4) (Gaussian)"
 
     def __post_init__(self) -> None:
-        check_positive("Gaussian alpha (variance)", self.alpha)
+        _check_alpha(self)  # the variance
 
     def primitive(self, x: torch.Tensor) -> torch.Tensor:
         return 0.5 * (1 + torch.erf(x / math.sqrt(2 * self.alpha)))

@@ -157,3 +157,82 @@ def test_an_exported_name_wins_over_its_same_named_submodule():
             "assert energy is c.energy and codebook.__module__ == 'snnlab.conversion.codebook'\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+# ---- every error: one line and an exit code; --debug shows the traceback (issue 18, item 3) ----
+
+
+def _fail_with(monkeypatch, error):
+    """Make `snnlab info` raise ``error`` from inside the command."""
+    import argparse
+
+    import snnlab.cli as cli
+
+    def func(args):
+        raise error
+
+    parser = cli.build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    monkeypatch.setattr(parser, "parse_args", lambda argv=None: argparse.Namespace(command="info", func=func))
+
+
+def test_snnlab_errors_are_one_line_with_their_exit_code(monkeypatch, capsys):
+    from snnlab.errors import CorruptFileError, NonFiniteLossError
+
+    cases = [(CorruptFileError("/x/checkpoint.pt: unreadable; expected a checkpoint. Fix it."), 2),
+             (NonFiniteLossError("the training loss became nan at epoch 1, batch 3"), 1),
+             (ValueError("T must be >= 1, got 0."), 2),
+             (PermissionError(13, "Permission denied", "/root/x"), 1),
+             (FileNotFoundError("no checkpoint at /x"), 2),
+             (KeyboardInterrupt(), 130)]
+    for error, code in cases:
+        _fail_with(monkeypatch, error)
+        assert main(["info"]) == code, error
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("snnlab info: "), err
+        assert "Traceback" not in err[0]
+    assert err == ["snnlab info: interrupted."]
+
+
+def test_unexpected_errors_say_so_and_debug_shows_the_traceback(monkeypatch, capsys):
+    _fail_with(monkeypatch, RuntimeError("something deep inside torch"))
+    assert main(["info"]) == 70
+    err = capsys.readouterr().err
+    assert "internal error (RuntimeError): something deep inside torch" in err
+    assert "--debug" in err and "Traceback" not in err
+    assert main(["info", "--debug"]) == 70  # --debug anywhere on the line
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "RuntimeError: something deep inside torch" in err
+    monkeypatch.setenv("SNNLAB_DEBUG", "1")
+    main(["info"])
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_dataloader_worker_errors_are_reduced_to_their_message():
+    from snnlab.errors import report_error
+
+    wrapped = ValueError("Caught CorruptFileError in DataLoader worker process 0.\nOriginal Traceback (most "
+                         "recent call last):\n  File \"x.py\", line 1, in f\nsnnlab.errors.CorruptFileError: "
+                         "/d/4.npy: unreadable (truncated); expected a recording. Re-extract it.")
+    import io
+
+    stream = io.StringIO()
+    assert report_error(wrapped, "train", stream=stream) == 2
+    assert stream.getvalue() == ("snnlab train: error: /d/4.npy: unreadable (truncated); expected a recording. "
+                                 "Re-extract it.\n")
+
+
+def test_simulate_with_a_garbage_model_file_names_it(tmp_path, capsys):
+    import torch
+
+    cases = {"garbage.pt": b"definitely not a torch file", "empty.pt": b""}
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.pt")
+    (tmp_path / "folder.pt").mkdir()
+    for name in ("garbage.pt", "empty.pt", "foreign.pt", "folder.pt"):
+        assert main(["simulate", "--model", str(tmp_path / name), "--samples", "2"]) == 2, name
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"snnlab simulate: error: {tmp_path / name}: "), err
+        assert "expected an ATSN network saved by snnlab.models.atsn_vgg.save_atsn_vgg" in err[0]
+        assert "save_atsn_vgg(model, path)" in err[0]

@@ -397,3 +397,52 @@ def test_ttfs_neuron_with_t2fsnn_kernel_fires_and_decodes_as_t2fsnn():
     assert times == [t for t, _ in expected]
     np.testing.assert_allclose(z.detach().numpy(), [vth0 * value for _, value in expected], rtol=1e-6, atol=0)  # float32 parameters
     assert ThresholdParams.from_t2fsnn(2.0, 4.0, 1.0) == ThresholdParams(2.0, 0.25, 0.25)
+
+
+# ---- conversion parameters validated (issue 18, item 6) -----------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["torch", "numba"])
+@pytest.mark.parametrize("params, needle", [
+    ((0.0, 0.0, 1.0), "alpha must be a finite number > 0"),
+    ((-1.0, 0.0, 1.0), "alpha must be a finite number > 0"),
+    ((1.0, 0.0, 0.0), "k must be a finite number > 0"),
+    ((1.0, 0.0, -0.5), "k must be a finite number > 0"),
+    ((float("nan"), 0.0, 1.0), "alpha must be a number, got NaN"),
+    ((1.0, float("nan"), 1.0), "beta must be a number, got NaN"),
+    ((1.0, 0.0, float("nan")), "k must be a number, got NaN"),
+    ((1.0, float("inf"), 1.0), "beta must be a finite number"),
+])
+def test_spike_times_refuses_bad_thresholds(backend, params, needle):
+    from snnlab.conversion.ttfs import spike_times
+
+    v = torch.rand(8)
+    with pytest.raises(ValueError, match="encode thresholds") as info:
+        spike_times(v, 4, params, backend=backend)
+    assert needle in str(info.value)
+    with pytest.raises(ValueError, match="calibrate thresholds"):
+        spike_times(v, 4, (1.0, 0.0, 1.0), params, backend=backend)
+
+
+def test_spike_times_never_returns_garbage_times():
+    """With valid thresholds every time is -1 (no spike) or in [0, T) in both backends."""
+    from snnlab.conversion.ttfs import spike_times
+
+    v = torch.cat([torch.rand(100) * 3, torch.tensor([0.0, -1.0, 1e30])])
+    for backend in ("torch", "numba"):
+        t_e, t_c = spike_times(v, 5, (1.0, 0.0, 0.5), (0.5, 0.0, 0.5), backend=backend)
+        for t in (t_e, t_c):
+            assert bool(((t == -1) | ((t >= 0) & (t < 5))).all()), backend
+
+
+def test_a_threshold_parameter_turning_nan_in_fine_tuning_is_caught():
+    from snnlab.conversion.ttfs import SCTTFSNeuron
+
+    neuron = SCTTFSNeuron(4, (1.0, 0.0, 0.5), (0.5, 0.0, 0.5))
+    neuron(torch.rand(2, 3))
+    for name in ("beta_e", "beta_c", "alpha_c", "k_e"):
+        layer = SCTTFSNeuron(4, (1.0, 0.0, 0.5), (0.5, 0.0, 0.5))
+        with torch.no_grad():
+            getattr(layer, name).fill_(float("nan"))
+        with pytest.raises(ValueError, match=rf"{name} became nan \(fine-tuning diverged\)"):
+            layer(torch.rand(2, 3))

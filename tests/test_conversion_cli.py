@@ -142,24 +142,51 @@ def test_bad_input_gets_one_line_errors(tmp_path, capsys):
     assert "does not fit" in error_of(capsys, *QUICK[:2], "--data-option", "size=32")  # digits_cnn is for 8x8
     assert "no trained ANN at" in error_of(capsys, "--ann", str(tmp_path / "missing.pt"))
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    assert "not a trained ANN torch can read" in error_of(capsys, "--ann", str(tmp_path / "junk.pt"))
+    assert "expected a trained ANN snnlab wrote" in error_of(capsys, "--ann", str(tmp_path / "junk.pt"))
     checkpoint.save_checkpoint(tmp_path / "run" / "checkpoint.pt",
                                {"format": 1, "config": {"method": "bptt"}, "model": {}})
     assert "`snnlab train` checkpoint" in error_of(capsys, "--ann", str(tmp_path / "run"))
     assert "unknown device 'gpu0'" in error_of(capsys, "--device", "gpu0")
     if not torch.cuda.is_available():
-        assert "no CUDA device" in error_of(capsys, "--device", "cuda")
-    assert "resume and overwrite" in error_of(capsys, "--resume", "--overwrite", "--out-dir", str(tmp_path / "o"))
+        assert "CUDA is not available" in error_of(capsys, "--device", "cuda")
+    assert "choose one" in error_of(capsys, "--resume", "--overwrite", "--out-dir", str(tmp_path / "o"))
 
 
 def test_an_existing_run_is_not_overwritten_by_accident(tmp_path, capsys):
     out = str(tmp_path / "run")
     first = convert_json(capsys, "--kind", "rate", "--out-dir", out)
-    assert "--resume to continue it or --overwrite" in error_of(capsys, *QUICK, "--kind", "rate", "--out-dir", out)
+    assert "Continue it with --resume, or start again with --overwrite" in error_of(capsys, *QUICK, "--kind", "rate", "--out-dir", out)
     again = convert_json(capsys, "--kind", "rate", "--out-dir", out, "--overwrite")
     assert again["snn"][0]["accuracy"] == first["snn"][0]["accuracy"]
     assert "cannot resume" in error_of(capsys, *QUICK, "--kind", "rate", "--out-dir", out, "--resume",
                                        "--ann-lr", "0.5")
+    # --overwrite moved the first run aside, deleting nothing (the same rule as snnlab train)
+    previous = list((tmp_path / "run" / "previous").iterdir())
+    assert len(previous) == 1 and {p.name for p in previous[0].iterdir()} >= {"ann.pt", "snn-rate.pt", "result.json"}
+
+
+def test_the_out_dir_follows_trains_rules(tmp_path, capsys):
+    """Checked before any work, --resume needs a run, --resume-if-exists starts one, a held folder is refused."""
+    (tmp_path / "file").write_text("x")
+    assert "is a file, not a folder" in error_of(capsys, *QUICK, "--kind", "rate", "--out-dir", str(tmp_path / "file"))
+    assert "lies under" in error_of(capsys, *QUICK, "--kind", "rate", "--out-dir", str(tmp_path / "file" / "run"))
+    empty = tmp_path / "empty"
+    assert "nothing to resume" in error_of(capsys, *QUICK, "--kind", "rate", "--out-dir", str(empty), "--resume")
+    assert not (empty / "ann.pt").exists()
+    first = convert_json(capsys, "--kind", "rate", "--out-dir", str(empty), "--resume-if-exists")
+    assert (empty / "snn-rate.pt").is_file()
+    again = convert_json(capsys, "--kind", "rate", "--out-dir", str(empty), "--resume-if-exists")
+    assert again["snn"][0]["accuracy"] == first["snn"][0]["accuracy"]
+    from snnlab.conversion.run import LOCK_NAME
+    from snnlab.files import folder_lock
+
+    with folder_lock(empty / LOCK_NAME, wait=False):
+        assert "in use by" in error_of(capsys, *QUICK, "--kind", "rate", "--out-dir", str(empty), "--resume")
+    (empty / "snn-rate.pt").write_bytes(b"garbage")
+    assert main(["convert", *QUICK, "--kind", "rate", "--out-dir", str(empty), "--resume"]) == 2
+    err = capsys.readouterr().err.splitlines()[-1]  # after the note that the ANN is trained
+    assert err.startswith("snnlab convert: error: ") and str(empty / "snn-rate.pt") in err
+    assert "expected a converted network of a `snnlab convert` run" in err
 
 
 def test_vgg16_on_cifar10_files_with_the_papers_table_1_thresholds(tmp_path, capsys):
@@ -177,3 +204,17 @@ def test_vgg16_on_cifar10_files_with_the_papers_table_1_thresholds(tmp_path, cap
     assert row["spiking_layers"] == 15 and row["latency"] == 30
     assert row["thresholds"]["initialised_from"] == "paper Table 1 (cifar10)"
     assert row["accuracy_before_fine_tune"] is not None and len(row["fine_tune"]["history"]) == 1
+
+
+def test_augmentation_stays_off_the_test_split():
+    """--data-option augment=True shapes the ANN's training data, never the images it is scored on."""
+    from torch.utils.data import Subset
+
+    from snnlab.conversion.pipeline import _as_tensors
+    from snnlab.conversion.run import ConvertConfig, _load_data
+    from snnlab.data import load_dataset
+
+    torch.manual_seed(0)
+    _, (x, y), _, _ = _load_data(ConvertConfig(data_options={"augment": True}, max_test=50).validate())
+    plain_x, plain_y = _as_tensors(Subset(load_dataset("digits", train=False, augment=False), range(50)))
+    assert torch.equal(x, plain_x) and torch.equal(y, plain_y)

@@ -174,7 +174,8 @@ def test_interrupted_write_leaves_no_cache_file(tmp_path, monkeypatch):
     monkeypatch.setattr(np.lib.format, "write_array", broken_write)
     with pytest.raises(KeyboardInterrupt):
         emulated.prepare_emulated_digits(config, str(tmp_path), progress=False)
-    assert not any((tmp_path / "emulated").iterdir())
+    # no cache file and no temporary file: only the (released) lock file of the folder remains
+    assert [p.name for p in (tmp_path / "emulated").iterdir()] == [emulated.PREPARE_LOCK]
 
 
 def test_emulated_contrast_option_changes_event_counts(tmp_path):
@@ -229,3 +230,49 @@ def test_events_to_frames_downsample_denoise_and_polarity_channels():
     assert bins.shape == (3, 2, 128, 128) and float(bins[0].sum()) == 3
     empty = EventsToFrames((34, 34, 2), 3)(np.zeros(0, EVENT_DTYPE))
     assert empty.shape == (3, 2, 34, 34) and empty.sum() == 0
+
+
+# ---- damaged emulated caches, training-only options (issue 18, items 3 and 7) ----------------
+
+
+def test_a_truncated_emulated_cache_names_itself_and_is_rebuilt(tmp_path, capsys):
+    from snnlab.cli import main
+    from snnlab.errors import CorruptFileError, SnnlabWarning
+
+    config = emulated.EmulatedConfig.from_options(limit=4)
+    path = emulated.prepare_emulated_digits(config, str(tmp_path), progress=False)
+    good = path.read_bytes()
+    path.write_bytes(good[: len(good) // 2])  # a copy cut short, or a full disk
+    with pytest.raises(CorruptFileError) as info:
+        emulated.EmulatedRecordings.load(path)
+    message = str(info.value)
+    assert message.startswith(str(path)) and "expected an emulated-digits cache" in message
+    assert "snnlab data prepare nmnist-emulated --force" in message
+    # the data set rebuilds it by itself, saying so
+    with pytest.warns(SnnlabWarning, match="rebuilding it"):
+        ds = emulated.EmulatedDigitsDataset(True, root=str(tmp_path), limit=4, progress=False)
+    assert len(ds.recordings) == 4 and path.read_bytes() == good
+    # so does `snnlab data prepare` (with the same options)
+    path.write_bytes(b"garbage")
+    assert main(["data", "prepare", "nmnist-emulated", "--root", str(tmp_path), "--limit", "4", "--quiet"]) == 0
+    assert "generated" in capsys.readouterr().out and path.read_bytes() == good
+
+
+def test_training_only_options_stay_off_the_test_split(monkeypatch):
+    """train(data_options={"augment": True}) augments the training split only."""
+    import snnlab.data as data
+    from snnlab.training import train
+
+    calls = []
+    real = data.load_dataset
+
+    def spy(name, *, train, **options):
+        calls.append((train, options.get("augment")))
+        return real(name, train=train, **options)
+
+    monkeypatch.setattr(data, "load_dataset", spy)
+    train(model="spiking_mlp", dataset="digits", T=2, epochs=1, batch_size=64, max_batches=1, progress=False,
+          data_options={"augment": True}, model_options={"hidden": (8,)})
+    assert calls == [(True, True), (False, None)]  # the test split keeps its default: not augmented
+    test_set = real("digits", train=False)
+    assert test_set.augment is None

@@ -168,6 +168,7 @@ def test_wrong_checksum_is_refused_and_nothing_is_extracted(tmp_path, server, mo
     assert run("cifar10", "--root", str(root), "--mirror", server.url) == 1
     err = capsys.readouterr().err
     assert "md5" in err and "0" * 32 in err and "nothing was extracted" in err and err.count("\n") == 1
+    assert err.startswith("snnlab data: error: cifar10: ")  # the CLI's one-line form (snnlab.errors)
     assert not (root / "cifar10" / "cifar-10-batches-py").exists()
     assert not (root / "downloads" / "cifar10" / "cifar-10-python.tar.gz").exists()
     assert leftovers(root) == []
@@ -391,3 +392,16 @@ def test_nothing_downloads_unless_fetch_runs(tmp_path, monkeypatch):
     for name in fetch.FETCHABLE:
         with pytest.raises(DataMissingError, match=f"snnlab data fetch {name}"):
             load_dataset(name, train=True, root=str(tmp_path))
+
+
+def test_a_second_fetch_of_the_same_set_is_refused_while_one_runs(tmp_path, server, capsys):
+    """Two fetches of one data set would write the same download: the second stops at once (exit 2)."""
+    from snnlab.data.fetch import DOWNLOADS
+    from snnlab.files import folder_lock
+
+    root = tmp_path / "data"
+    with folder_lock(root / DOWNLOADS / ".cifar10.lock", wait=False):
+        assert run("cifar10", "--root", str(root), "--mirror", server.url) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("snnlab data: error: ") and "in use by" in err and err.count("\n") == 1
+    assert server.requests == []  # nothing was downloaded

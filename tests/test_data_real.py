@@ -24,6 +24,7 @@ import torch
 import snnlab.data.real as real
 from snnlab.data import DataMissingError, load_dataset
 from snnlab.data.real import CIFAR_STATS, cifar10dvs_split, verify_dataset
+from snnlab.errors import CorruptFileError
 
 CLASSES10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -184,12 +185,30 @@ def test_dvsgesture_missing_raises_clear_error(tmp_path):
 # ----------------------------------------------------------------------------- CIFAR10-DVS
 
 
+def aedat4_bytes(packets=((0, b"\x00" * 40), (0, b"\x01" * 24)), data_table=False):
+    """The structure of an AEDAT 4.0 file: the magic line, a uint32 header length, an IOHeader
+    flatbuffer (a table whose field 1, dataTablePosition, is set only with ``data_table``) and
+    packets of (uint32 stream id, uint32 size, body); packet bodies are not real compressed events."""
+    import struct
+
+    body = b"".join(struct.pack("<II", stream, len(payload)) + payload for stream, payload in packets)
+    if data_table:
+        # root offset -> table at 12; vtable at 4: [vtable size 8, table size 12, field0 absent, field1 at +4]
+        header = struct.pack("<I", 12) + struct.pack("<HHHH", 8, 12, 0, 4) + struct.pack("<i", 8)
+        header += struct.pack("<q", 0)  # placeholder, patched below
+        start = len(real.AEDAT4_MAGIC) + 4 + len(header)
+        header = header[:16] + struct.pack("<q", start + len(body))
+        return real.AEDAT4_MAGIC + struct.pack("<I", len(header)) + header + body + b"TABLE"
+    header = struct.pack("<I", 8) + struct.pack("<HH", 4, 4) + struct.pack("<i", 4)  # no fields: defaults
+    return real.AEDAT4_MAGIC + struct.pack("<I", len(header)) + header + body
+
+
 def write_cifar10dvs(root, per_class=10):
     for name in CLASSES10:
         folder = root / "CIFAR10DVS" / name
         folder.mkdir(parents=True)
         for i in range(per_class):
-            (folder / f"cifar10_{name}_{i}.aedat4").write_bytes(b"placeholder")
+            (folder / f"cifar10_{name}_{i}.aedat4").write_bytes(aedat4_bytes())
 
 
 def fake_read_aedat4(path):
@@ -261,3 +280,100 @@ def test_verify_dvs_counts_recordings(tmp_path):
     status = verify_dataset("cifar10dvs", str(tmp_path))
     assert status["present"] and not status["ok"] and status["files"] == 20
     assert any("expected 1000" in p for p in status["problems"])
+
+
+# ----------------------------------------------------------------------------- damaged files
+
+
+@pytest.mark.parametrize("damage, needle", [
+    (lambda p: p.write_bytes(b"this is not a pickle"), "cannot be read"),
+    (lambda p: p.write_bytes(p.read_bytes()[:100]), "cannot be read (pickle data was truncated)"),
+    (lambda p: _pickle(p, {"data": np.zeros((4, 100), np.uint8), "labels": [0, 1, 2, 3]}), "'data' is ndarray (4, 100)"),
+    (lambda p: _pickle(p, [1, 2, 3]), "a pickle of a list"),
+])
+def test_garbage_cifar_batches_name_the_file(tmp_path, damage, needle):
+    folder = write_cifar10(tmp_path)
+    damage(folder / "data_batch_3")
+    with pytest.raises(CorruptFileError) as info:
+        load_dataset("cifar10", train=True, root=str(tmp_path))
+    message = str(info.value)
+    assert message.startswith(str(folder / "data_batch_3")) and needle in message
+    assert "expected a CIFAR-10 batch" in message and "Re-extract cifar-10-python.tar.gz" in message
+    assert "\n" not in message
+    assert load_dataset("cifar10", train=False, root=str(tmp_path))  # the test split is intact
+
+
+def test_garbage_cifar_meta_names_the_file(tmp_path):
+    folder = write_cifar100(tmp_path) or tmp_path / "cifar100" / "cifar-100-python"
+    (folder / "meta").write_bytes(b"\x00\x01garbage")
+    with pytest.raises(CorruptFileError, match=r"cifar-100-python/meta: cannot be read .* expected CIFAR's pickled meta"):
+        load_dataset("cifar100", train=True, root=str(tmp_path))
+
+
+@pytest.mark.parametrize("damage, needle", [
+    (lambda p: p.write_bytes(p.read_bytes()[:200]), "truncated: shorter than its .npy header says"),
+    (lambda p: p.write_bytes(b"garbage, not a .npy file"), "cannot be read"),
+    (lambda p: np.save(p, np.zeros((10, 3))), "an array of shape (10, 3)"),
+])
+def test_damaged_dvsgesture_recordings_are_named_before_training(tmp_path, damage, needle):
+    write_dvsgesture(tmp_path)
+    bad = tmp_path / "DVSGesture" / "ibmGestureTrain" / "user02_led" / "4.npy"
+    damage(bad)
+    with pytest.raises(CorruptFileError) as info:
+        load_dataset("dvsgesture", train=True, root=str(tmp_path))  # when the data set is built
+    assert str(info.value).startswith(str(bad)) and needle in str(info.value)
+    assert "Re-extract ibmGestureTrain.tar.gz" in str(info.value)
+    status = verify_dataset("dvsgesture", str(tmp_path))
+    assert not status["ok"] and any(str(bad) in p for p in status["problems"])
+
+
+def test_a_recording_damaged_after_loading_names_itself(tmp_path):
+    write_dvsgesture(tmp_path)
+    train = load_dataset("dvsgesture", train=True, root=str(tmp_path))
+    path = train.events_dataset.data[0]
+    with open(path, "r+b") as fh:
+        fh.truncate(150)
+    with pytest.raises(CorruptFileError, match=str(path)):
+        train[0]
+
+
+def test_aedat4_structure_is_checked(tmp_path):
+    good = tmp_path / "good.aedat4"
+    good.write_bytes(aedat4_bytes())
+    real.check_aedat4(good)
+    with_table = tmp_path / "table.aedat4"
+    with_table.write_bytes(aedat4_bytes(data_table=True))
+    real.check_aedat4(with_table)
+    cases = {
+        "garbage": (b"RIFF garbage" * 10, "no AEDAT 4.0 magic line"),
+        "cut_in_packet": (aedat4_bytes()[:-10], "truncated: the packet at byte"),
+        "cut_in_header": (aedat4_bytes()[:20], "truncated"),
+        "table_cut": (aedat4_bytes(data_table=True)[:-20], "truncated"),
+    }
+    for name, (data, needle) in cases.items():
+        path = tmp_path / f"{name}.aedat4"
+        path.write_bytes(data)
+        with pytest.raises(CorruptFileError) as info:
+            real.check_aedat4(path)
+        assert str(info.value).startswith(str(path)) and needle in str(info.value), name
+        assert "expected a CIFAR10-DVS recording in AEDAT 4.0" in str(info.value)
+        # reading it says the same before it needs the aedat decoder
+        with pytest.raises(CorruptFileError):
+            real.read_aedat4(str(path))
+
+
+def test_verify_cifar10dvs_names_damaged_recordings(tmp_path):
+    write_cifar10dvs(tmp_path, per_class=2)
+    bad = tmp_path / "CIFAR10DVS" / "cat" / "cifar10_cat_1.aedat4"
+    bad.write_bytes(aedat4_bytes()[:-5])
+    status = verify_dataset("cifar10dvs", str(tmp_path))
+    assert [p for p in status["problems"] if str(bad) in p and "truncated" in p]
+
+
+def test_augment_is_a_strict_boolean(tmp_path):
+    write_cifar10(tmp_path)
+    for bad in ("no", "train", 1, "False"):
+        with pytest.raises(TypeError, match="augment must be True, False or None"):
+            load_dataset("cifar10", train=False, root=str(tmp_path), augment=bad)
+    with pytest.raises(TypeError, match="augment must be True, False or None"):
+        load_dataset("digits", train=False, augment="no")

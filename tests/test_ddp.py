@@ -75,7 +75,9 @@ def test_torchrun_cli_runs_ddp_and_only_rank0_writes(tmp_path):
     assert proc.stdout.count('"epoch": 1') == 1  # one rank printed
     ckpt = load_checkpoint(out / "checkpoint.pt")
     assert ckpt["world_size"] == 2 and len(ckpt["rng"]) == 2
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "metrics.csv", "metrics.json"]
+    # the run's files and its folder lock (taken by rank 0), nothing else (no debris of the other rank)
+    assert sorted(p.name for p in out.iterdir()) == [".snnlab-train.lock", "checkpoint.pt", "config.yaml",
+                                                     "metrics.csv", "metrics.json"]
     single = train(TrainConfig(**{**ckpt["config"], "out_dir": None, "progress": False}))
     _close(ckpt["model"], single.model.state_dict())
     assert json.loads((out / "metrics.json").read_text())[0]["test_accuracy"] == pytest.approx(

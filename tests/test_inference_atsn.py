@@ -118,10 +118,21 @@ def test_hardware_form_exits_at_the_same_steps(outputs):
 
 
 def test_tau_one_is_a_single_threshold(outputs):
+    """τ_CL = 1: one fixed threshold at every step, against the plain loop and a hand-made case."""
     rule = ConfidenceExit(0.95, 1.0)
-    scores = confidence_scores(outputs, "step")
-    steps = first_pass_steps(scores > 0.95)
-    assert torch.equal(rule(outputs).steps, steps)
+    steps, preds = _loop_exit(outputs, 0.95, 1.0, "step")
+    result = rule(outputs)
+    assert torch.equal(result.steps, steps) and torch.equal(result.predictions, preds)
+    assert 1 < len(set(steps.tolist()))  # the fixture exits at several different steps
+    # by hand, 2 classes, T=3: softmax of (0, d) has max 1/(1+e^-d): d=4 -> 0.982 > 0.95, d=2 -> 0.881
+    hand = torch.tensor([[[0.0, 2.0], [0.0, 2.0]],      # t=1: both 0.881: no exit
+                         [[0.0, 4.0], [0.0, 2.0]],      # t=2: sample 0 at 0.982 exits
+                         [[0.0, 2.0], [2.0, 0.0]]])     # t=3 = T: sample 1 stops at T
+    r = rule(hand)
+    assert r.steps.tolist() == [2, 3]
+    assert r.predictions.tolist() == [1, 1]  # sample 1: y_3 = (0.119+0.119+0.881)/3 < (0.881+0.881+0.119)/3
+    # with τ_CL = 0.9 the level falls to 0.95·0.9 = 0.855 at t=2, below sample 1's 0.881: it exits there
+    assert ConfidenceExit(0.95, 0.9)(hand).steps.tolist() == [2, 2]
 
 
 def test_first_pass_steps_forces_exit_at_T():

@@ -129,7 +129,11 @@ def test_bad_input_gets_one_line_errors(run_dir, tmp_path, capsys):
     assert "no training checkpoint at" in error_of(capsys, str(tmp_path / "missing.pt"))
     assert "without checkpoint.pt" in error_of(capsys, str(tmp_path))
     (tmp_path / "junk.pt").write_bytes(b"\x00garbage")
-    assert "torch can read" in error_of(capsys, str(tmp_path / "junk.pt"))
+    err = error_of(capsys, str(tmp_path / "junk.pt"))
+    assert "junk.pt: 8 bytes that torch.load cannot read" in err and "expected a training checkpoint" in err
+    # options are checked before the checkpoint is read: a bad value is named even with a junk file
+    assert "--samples must be >= 1" in error_of(capsys, str(tmp_path / "junk.pt"), "--samples", "0")
+    assert "unknown --dataset 'mnist'" in error_of(capsys, str(tmp_path / "junk.pt"), "--dataset", "mnist")
     torch.save({"format": "snnlab.convert.ann/1", "model": {}}, tmp_path / "ann.pt")
     assert "ReLU ANN of a `snnlab convert` run; expected a `snnlab train` checkpoint" in \
         error_of(capsys, str(tmp_path / "ann.pt"))
@@ -142,7 +146,7 @@ def test_bad_input_gets_one_line_errors(run_dir, tmp_path, capsys):
     assert "--T must be >= 1" in error_of(capsys, run, "--T", "0")
     assert "--samples must be >= 1" in error_of(capsys, run, "--samples", "0")
     assert "--repeats must be >= 1" in error_of(capsys, run, "--repeats", "0")
-    assert "unknown reads 'both'" in error_of(capsys, run, "--exit", "atsn", "--reads", "both")
+    assert "unknown --reads 'both'" in error_of(capsys, run, "--exit", "atsn", "--reads", "both")
 
 
 def test_event_data_run(tmp_path, monkeypatch, capsys):

@@ -65,7 +65,8 @@ def test_export_errors_say_what_was_expected(run_dir, tmp_path, capsys):
     assert "must be a finite number > 0" in capsys.readouterr().err
     (tmp_path / "junk.pt").write_bytes(b"junk")
     assert main(["export", "--checkpoint", str(tmp_path / "junk.pt"), "--dt", "1e-3", "-o", str(tmp_path / "a.nir")]) == 2
-    assert "is not a torch checkpoint" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "junk.pt" in err and "expected a checkpoint snnlab wrote" in err and err.count("\n") == 1
     with pytest.raises(SystemExit):
         main(["export", "--checkpoint", ckpt, "--format", "onnx", "--dt", "1e-3", "-o", str(tmp_path / "a.nir")])
     mlf_run = tmp_path / "mlf"
@@ -105,3 +106,31 @@ def test_train_init_from_checks_the_graph_against_the_data(run_dir, tmp_path, ca
     assert main(["train", "--init-from", str(tmp_path / "nope.nir"), "--dataset", "digits", "--epochs", "1",
                  "--no-progress"]) == 2
     assert "no NIR file at" in capsys.readouterr().err
+
+
+def test_train_resume_refuses_another_init_graph(run_dir, tmp_path, capsys):
+    """The graph may move between a run and its resume, but not change: its SHA-256 is in the checkpoint."""
+    import shutil
+
+    graph, other = tmp_path / "start.nir", tmp_path / "other.nir"
+    for target, dt in ((graph, "1e-3"), (other, "2e-3")):
+        assert main(["export", "--checkpoint", str(run_dir / "checkpoint.pt"), "--dt", dt, "-o", str(target)]) == 0
+    kept = tmp_path / "kept" / "start.nir"
+    kept.parent.mkdir()
+    shutil.copy(graph, kept)
+    out = tmp_path / "run"
+
+    def train_args(source, *extra):
+        return ["train", "--init-from", str(source), "--dataset", "digits", "--epochs", "2", "--max-batches", "2",
+                "--batch-size", "32", "--T", "2", "--no-progress", "--no-eval", "--out-dir", str(out), *extra]
+
+    assert main(train_args(graph, "--stop-after", "1")) == 0
+    shutil.copy(other, graph)  # the same path, another graph
+    capsys.readouterr()
+    assert main(train_args(graph, "--resume")) == 2
+    err = capsys.readouterr().err
+    assert "cannot resume" in err and "init_from_sha256" in err and err.count("\n") == 1
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["epoch"] == 1  # nothing was lost
+    assert main(train_args(kept, "--resume")) == 0  # the original graph, moved: accepted
+    state = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert state["epoch"] == 2 and state["config"]["init_from"] == str(kept)

@@ -165,3 +165,73 @@ def test_simulate_rejects_empty_sequences_and_non_tensors():
         simulate(torch.ones(0, 3))
     with pytest.raises(TypeError, match="torch.Tensor"):
         simulate([1.0, 2.0])
+
+
+# ---- the NaN policy without holes (issue 18, item 5) -------------------------------------------
+
+
+def test_simulate_rejects_nan_input_and_state():
+    x = torch.ones(3, 4)
+    x[1, 2] = float("nan")
+    with pytest.raises(ValueError, match="x_seq contains 1 non-finite value"):
+        simulate(x)
+    with pytest.raises(ValueError, match="v0 contains"):
+        simulate(torch.ones(3, 4), v0=torch.full((4,), float("inf")))
+    with pytest.raises(ValueError, match="v0 contains"):
+        simulate(torch.ones(3, 4), v0=float("nan"))
+
+
+@pytest.mark.parametrize("backend", ["torch", "numba"])
+@pytest.mark.parametrize("kwargs, error, needle", [
+    ({"v_reset": float("nan")}, ValueError, "v_reset must be a finite number or None"),
+    ({"v_reset": float("-inf")}, ValueError, "v_reset must be a finite number or None"),
+    ({"v_threshold": float("nan")}, ValueError, "v_threshold must be a number, got NaN"),
+    ({"v_threshold": float("inf")}, ValueError, "v_threshold must be a finite number > 0"),
+    ({"tau": float("nan")}, ValueError, "tau must be a number, got NaN"),
+    ({"v_threshold": torch.tensor(1.0, requires_grad=True)}, TypeError, "v_threshold is a tensor that requires grad"),
+    ({"v_reset": torch.tensor(0.0, requires_grad=True)}, TypeError, "v_reset is a tensor that requires grad"),
+    ({"decay_input": "yes"}, TypeError, "decay_input must be True or False"),
+])
+def test_bad_parameters_get_the_same_error_in_both_backends(backend, kwargs, error, needle):
+    with pytest.raises(error) as info:
+        LIFNode(backend=backend, step_mode="m", **kwargs)
+    assert needle in str(info.value) and "neuron input" not in str(info.value)
+
+
+def test_parameters_become_plain_floats_in_both_backends():
+    import numpy as np
+
+    node = LIFNode(v_threshold=torch.tensor(0.5), v_reset=np.float32(-0.25), tau=np.float64(3.0))
+    assert (node.params.v_threshold, node.params.v_reset, node.params.tau) == (0.5, -0.25, 3.0)
+    assert all(type(v) is float for v in (node.params.v_threshold, node.params.v_reset, node.params.tau))
+    x = torch.rand(5, 2, 6) * 2
+    outs = [LIFNode(v_threshold=torch.tensor(0.5), v_reset=-0.25, backend=b, step_mode="m")(x) for b in ("torch", "numba")]
+    assert torch.equal(outs[0], outs[1])
+
+
+@pytest.mark.parametrize("backend", ["torch", "numba"])
+def test_a_diverged_plif_parameter_is_named(backend):
+    node = PLIFNode(backend=backend, step_mode="m")
+    with torch.no_grad():
+        node.w.fill_(float("nan"))
+    with pytest.raises(ValueError, match="PLIFNode's learned time-constant parameter w is nan"):
+        node(torch.rand(3, 2, 4))
+
+
+@pytest.mark.parametrize("cls", ["ArcTan", "Sigmoid", "Gaussian"])
+def test_surrogate_alpha_is_finite_and_in_range(cls):
+    import snnlab.surrogate as S
+
+    make = getattr(S, cls)
+    low, high = S.ALPHA_RANGE
+    assert make(low).alpha == low and make(high).alpha == high and type(make(2).alpha) is float
+    for bad in (float("nan"), float("inf"), 0.0, -1.0):
+        with pytest.raises(ValueError, match="alpha"):
+            make(bad)
+    for bad in (low / 2, high * 2):
+        with pytest.raises(ValueError, match=r"must lie in \[0.001, 1000\]"):
+            make(bad)
+    with pytest.raises(TypeError, match="requires grad"):
+        make(torch.tensor(2.0, requires_grad=True))
+    with pytest.raises(TypeError):
+        make("2")

@@ -1,6 +1,7 @@
 """The training loop: metrics files, atomic checkpoints, exact resume, Ctrl-C, the CLI."""
 
 import json
+import math
 import os
 import signal
 
@@ -9,6 +10,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from snnlab.cli import main
+from snnlab.errors import RunExistsError
 from snnlab.models import build_model
 from snnlab.training import TrainConfig, train
 from snnlab.training.checkpoint import load_checkpoint
@@ -98,14 +100,22 @@ def test_ctrl_c_mid_epoch_checkpoints_and_resume_is_exact(tmp_path):
     assert _deterministic(resumed.history) == _deterministic(full.history)
 
 
-def test_resume_refuses_other_settings_and_starts_fresh_without_checkpoint(tmp_path, capsys):
+def test_resume_refuses_other_settings_and_a_missing_checkpoint(tmp_path, capsys):
     _run(_cfg(tmp_path, epochs=1, max_batches=2))
     longer = _run(_cfg(tmp_path, epochs=2, max_batches=2, resume=True))  # a longer plan continues the run
     assert [r["epoch"] for r in longer.history] == [1, 2]
     with pytest.raises(ValueError, match="T: checkpoint 3 vs now 4"):
         _run(_cfg(tmp_path, T=4, max_batches=2, resume=True))
-    _run(_cfg(tmp_path / "fresh", epochs=1, max_batches=1, resume=True))
-    assert "starting from scratch" in capsys.readouterr().out
+    # a typo in the folder must not start a silent retrain: --resume without a checkpoint is an error
+    with pytest.raises(RunExistsError, match="no checkpoint.pt in .*nothing to resume.*--resume-if-exists"):
+        _run(_cfg(tmp_path / "typo", epochs=1, max_batches=1, resume=True))
+    assert not (tmp_path / "typo" / "checkpoint.pt").exists()
+    # ... unless asked for: resume if there is a checkpoint, else start from scratch
+    fresh = _run(_cfg(tmp_path / "fresh", epochs=1, max_batches=1, resume_if_exists=True))
+    assert "starting from scratch" in capsys.readouterr().err and len(fresh.history) == 1
+    again = _run(_cfg(tmp_path / "fresh", epochs=2, max_batches=1, resume_if_exists=True))
+    assert [r["epoch"] for r in again.history] == [1, 2]  # resumed: epoch 1 came from the checkpoint
+    assert again.history[0] == fresh.history[0]
 
 
 def test_every_method_trains_and_learns_something():
@@ -118,8 +128,19 @@ def test_every_method_trains_and_learns_something():
 
 
 def test_mixed_precision_run_on_cpu(tmp_path):
-    r = _run(_cfg(tmp_path, epochs=1, amp=True, max_batches=2))
-    assert r.history[0]["train_loss"] > 0 and load_checkpoint(tmp_path / "checkpoint.pt")["config"]["amp"]
+    """--amp must run the forward pass under autocast: the convolutions compute in bfloat16 on CPU
+    (and in float32 without it); a run that ignored autocast would pass a loss-only check."""
+    dtypes = {}
+    for amp in (False, True):
+        model = build_model("spiking_cnn", num_classes=3, input_shape=(1, 6, 6), T=3, channels=(4, 4))
+        convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+        seen = dtypes.setdefault(amp, set())
+        for conv in convs:
+            conv.register_forward_hook(lambda m, inp, out, seen=seen: seen.add(out.dtype) if m.training else None)
+        r = _run(_cfg(tmp_path / str(amp), epochs=1, amp=amp, max_batches=2), model=model)
+        assert math.isfinite(r.history[0]["train_loss"]) and r.history[0]["train_loss"] > 0
+    assert dtypes == {False: {torch.float32}, True: {torch.bfloat16}}
+    assert load_checkpoint(tmp_path / "True" / "checkpoint.pt")["config"]["amp"] is True
 
 
 def test_notebook_call_with_a_custom_model_and_no_files(tmp_path):

@@ -12,6 +12,10 @@ examples:
   snnlab convert ... --out-dir runs/vgg16-scttfs --resume        # continue after an interruption
   snnlab convert --ann runs/vgg16-scttfs/ann.pt --dataset cifar10 --model vgg16 --kind ttfs --T 16
 
+--out-dir follows `snnlab train`'s rules: checked before any work, never overwritten silently
+(--resume or --overwrite), --resume refuses settings that change the numbers. Exit codes: 0 done,
+1 the run failed, 2 bad input, 130 interrupted.
+
 Latency: a TTFS / SC-TTFS network answers after (spiking layers x T) steps, a rate-coded one after T.
 """
 
@@ -59,9 +63,13 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     f.add_argument("--no-train-bn", action="store_true", help="fine-tune the thresholds only")
     r = p.add_argument_group("run")
     r.add_argument("--out-dir", default=None, help="ann.pt, snn-<kind>.pt, result.json go here (resumable)")
-    r.add_argument("--resume", action="store_true", help="continue the run in --out-dir")
-    r.add_argument("--overwrite", action="store_true", help="replace the run in --out-dir")
-    r.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
+    r.add_argument("--resume", action="store_true",
+                   help="continue the run in --out-dir (an error if it holds none)")
+    r.add_argument("--resume-if-exists", action="store_true",
+                   help="continue the run in --out-dir if there is one, else start (a job that may be killed)")
+    r.add_argument("--overwrite", action="store_true",
+                   help="start again in --out-dir; the old run moves to OUT_DIR/previous/<time>/ (nothing is deleted)")
+    r.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (default cpu)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--batch-size", type=int, default=256, help="evaluation batch size")
     r.add_argument("--max-train", type=int, default=None, help="use the first N training images (quick runs)")
@@ -82,7 +90,7 @@ def config_from_args(args: argparse.Namespace):
         fine_tune_lr=args.fine_tune_lr, fine_tune_batch_size=args.fine_tune_batch_size,
         train_bn=not args.no_train_bn, batch_size=args.batch_size, max_train=args.max_train,
         max_test=args.max_test, seed=args.seed, device=args.device, data_root=args.data_root,
-        out_dir=args.out_dir, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
+        out_dir=args.out_dir, resume=args.resume, resume_if_exists=args.resume_if_exists, overwrite=args.overwrite, progress=not args.no_progress,
         model_options=parse_options(args.model_option, "model"), data_options=parse_options(args.data_option, "data"))
 
 

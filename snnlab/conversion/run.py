@@ -12,14 +12,21 @@ Every step calls the functions chapter 6 calls (:func:`~snnlab.conversion.train_
 checkpoint (``ann.pt``, ``snn-<kind>.pt``: weights, optimiser, schedule, data order and RNG
 states), and each finished conversion is recorded there. ``resume=True`` continues an interrupted
 run from its last epoch and skips what is done; on CPU the result equals an uninterrupted run's.
-Writing into a folder that already holds a run needs ``resume`` or ``overwrite``.
+The folder follows ``snnlab train``'s rules (:mod:`snnlab.training.rundir`): it is checked before
+any work (a file, under a file, not writable, a full disk), one process at a time holds it (a lock
+file), a folder that holds a run needs ``resume`` or ``overwrite`` (which moves the old files to
+``out_dir/previous/<time>/``, deleting nothing), ``resume`` with nothing to resume is an error
+unless ``resume_if_exists``, and a resume with settings that change the numbers is refused
+(:class:`~snnlab.errors.ResumeMismatch`, listing every difference).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,21 +35,38 @@ from typing import Any, Callable
 import torch
 from torch.utils.data import Subset
 
-from snnlab.checks import check_choice, check_in_range, check_positive, check_positive_int, check_timesteps
+from snnlab.checks import (
+    check_bool,
+    check_choice,
+    check_in_range,
+    check_non_negative,
+    check_positive,
+    check_positive_int,
+    check_seed,
+    check_timesteps,
+)
 from snnlab.conversion.pipeline import KINDS, PAPER_THRESHOLDS
 from snnlab.training.restore import CONVERT_ANN_FORMAT, CONVERT_SNN_FORMAT
 
-__all__ = ["ConvertConfig", "run_conversion", "KIND_NAMES", "ANN_FILE", "RESULT_FILE", "snn_file"]
+__all__ = ["ConvertConfig", "run_conversion", "KIND_NAMES", "ANN_FILE", "RESULT_FILE", "RUN_FILES", "LOCK_NAME",
+           "snn_file"]
 
 ANN_FILE = "ann.pt"
 RESULT_FILE = "result.json"
 KIND_NAMES = {"sc-ttfs": "sc_ttfs", "sc_ttfs": "sc_ttfs", "ttfs": "ttfs", "rate": "rate"}
 """Accepted spellings of the conversion kinds (the CLI writes ``sc-ttfs``)."""
 THRESHOLD_CHOICES = ("statistics",) + tuple(PAPER_THRESHOLDS)
+LOCK_NAME = ".snnlab-convert.lock"
 
 
 def snn_file(kind: str) -> str:
     return f"snn-{kind}.pt"
+
+
+CHECKPOINT_FILES: tuple[str, ...] = (ANN_FILE,) + tuple(snn_file(k) for k in dict.fromkeys(KIND_NAMES.values()))
+"""The files a resume continues from."""
+RUN_FILES: tuple[str, ...] = CHECKPOINT_FILES + (RESULT_FILE,)
+"""What a conversion run writes into its folder (``overwrite`` moves these aside)."""
 
 
 @dataclass
@@ -80,7 +104,11 @@ class ConvertConfig:
     data_root: str | None = None
     out_dir: str | None = None
     resume: bool = False
+    """Continue the run in ``out_dir``; an error if there is nothing to continue."""
+    resume_if_exists: bool = False
+    """Continue if ``out_dir`` holds a run, else start fresh (a job that may be preempted)."""
     overwrite: bool = False
+    """Start again in an ``out_dir`` that holds a run: its files move to ``out_dir/previous/<time>/``."""
     progress: bool = True
     model_options: dict[str, Any] = field(default_factory=dict)
     data_options: dict[str, Any] = field(default_factory=dict)
@@ -117,18 +145,23 @@ class ConvertConfig:
                 check_positive_int(name, getattr(self, name))
         for name in ("ann_lr", "fine_tune_lr"):
             check_positive(name, getattr(self, name))
-        if not (isinstance(self.ann_weight_decay, (int, float)) and self.ann_weight_decay >= 0):
-            raise ValueError(f"ann_weight_decay must be a number >= 0, got {self.ann_weight_decay!r}.")
-        try:
-            device = torch.device(self.device)
-        except RuntimeError:
-            raise ValueError(f"unknown device {self.device!r}; use cpu, cuda or cuda:N.") from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device {self.device!r} asked for, but torch sees no CUDA device; use --device cpu.")
-        if self.resume and self.overwrite:
-            raise ValueError("resume and overwrite exclude each other: continue the run in out_dir, or start again.")
-        if (self.resume or self.overwrite) and self.out_dir is None:
-            raise ValueError("resume / overwrite need out_dir (where the run is).")
+        check_non_negative("ann_weight_decay", self.ann_weight_decay)
+        check_seed("seed", self.seed)
+        for name in ("train_bn", "resume", "resume_if_exists", "overwrite", "progress"):
+            check_bool(name, getattr(self, name))
+        for name in ("model_options", "data_options"):
+            if not isinstance(getattr(self, name), dict):
+                raise TypeError(f"{name} must be a dict of option names to values, got {getattr(self, name)!r}.")
+        if self.ann is not None and not isinstance(self.ann, (str, os.PathLike)):
+            raise TypeError(f"ann must be the path of a trained ANN, got {self.ann!r}.")
+        from snnlab.training.ddp import resolve_device
+
+        self.device = str(resolve_device(self.device))  # unknown or unavailable: a clear error, before any work
+        if self.overwrite and (self.resume or self.resume_if_exists):
+            raise ValueError("overwrite starts again and resume continues a run: choose one.")
+        for name in ("resume", "resume_if_exists", "overwrite"):
+            if getattr(self, name) and self.out_dir is None:
+                raise ValueError(f"{name}=True needs out_dir (where the run is).")
         return self
 
 
@@ -144,35 +177,43 @@ def _settings(cfg: ConvertConfig, keys) -> dict[str, Any]:
 
 
 def _check_same(path: Path, saved: dict, now: dict) -> None:
+    from snnlab.errors import ResumeMismatch
+
     diffs = [f"{k}: {saved.get(k)!r} in the file, {v!r} now" for k, v in now.items() if saved.get(k) != v]
     if diffs:
-        raise ValueError(f"cannot resume from {path}: it was made with other settings (" + "; ".join(diffs)
-                         + "). Use the same settings, --overwrite, or another --out-dir.")
+        raise ResumeMismatch(f"cannot resume from {path}: it was made with other settings that change the numbers ("
+                             + "; ".join(diffs) + "). Resume with the same settings, or start again with "
+                             "--overwrite, or use another --out-dir.")
 
 
-def _prepare_out_dir(cfg: ConvertConfig, log) -> Path | None:
+def _load_state(path: Path, fmt: str) -> dict:
+    from snnlab.training.checkpoint import load_checkpoint
+
+    what = "the ReLU ANN" if fmt == CONVERT_ANN_FORMAT else "a converted network"
+    return load_checkpoint(path, format=fmt, keys=("format", "settings", "model"),
+                           expected=f"{what} of a `snnlab convert` run (format {fmt!r})")
+
+
+def _open_out_dir(cfg: ConvertConfig, held, log) -> tuple[Path | None, bool]:
+    """Check, lock and open ``out_dir`` with ``snnlab train``'s rules; return it and whether the run resumes."""
     if cfg.out_dir is None:
-        return None
-    out = Path(cfg.out_dir)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"out_dir {out} exists and is not a folder.")
-    ours = [p for p in out.glob("*") if p.name in (ANN_FILE, RESULT_FILE) or
-            (p.name.startswith("snn-") and p.suffix == ".pt")] if out.is_dir() else []
-    if ours and not (cfg.resume or cfg.overwrite):
-        raise ValueError(f"{out} already holds a conversion run ({', '.join(sorted(p.name for p in ours))}); "
-                         f"add --resume to continue it or --overwrite to start again.")
-    if cfg.overwrite:
-        for p in ours:
-            p.unlink()
-    if cfg.resume and not ours:
-        log(f"snnlab convert: nothing to resume in {out}; starting from scratch.")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+        return None, False
+    from snnlab.files import folder_lock
+    from snnlab.training.rundir import check_out_dir, start_run
+
+    out = check_out_dir(cfg.out_dir)
+    held.enter_context(folder_lock(out / LOCK_NAME, wait=False, what=f"--out-dir {out}"))
+    run = start_run(out, resume=cfg.resume, resume_if_exists=cfg.resume_if_exists, overwrite=cfg.overwrite,
+                    run_files=RUN_FILES, checkpoints=CHECKPOINT_FILES)
+    for note in run.notes:
+        log(f"snnlab convert: {note}")
+    return out, run.resume
 
 
 def _load_data(cfg: ConvertConfig):
     from snnlab.conversion.pipeline import _as_tensors
     from snnlab.data import dataset_info, load_dataset
+    from snnlab.data.registry import split_options
 
     info = dataset_info(cfg.dataset, **cfg.data_options)
     if info["kind"] != "static":
@@ -182,7 +223,7 @@ def _load_data(cfg: ConvertConfig):
     train = load_dataset(cfg.dataset, train=True, **common)
     plain = {k: v for k, v in common.items() if k != "augment"}
     stats = load_dataset(cfg.dataset, train=True, augment=False, **plain)
-    test = load_dataset(cfg.dataset, train=False, **common)
+    test = load_dataset(cfg.dataset, train=False, **split_options(common, train=False))  # no augmentation
     if cfg.max_train is not None:
         train = Subset(train, range(min(cfg.max_train, len(train))))
     if cfg.max_test is not None:
@@ -241,13 +282,13 @@ def _load_ann_weights(cfg: ConvertConfig, ann: torch.nn.Module) -> str:
 
 def _train_ann(cfg: ConvertConfig, ann, train, out: Path | None, log) -> dict:
     from snnlab.conversion.pipeline import train_ann
-    from snnlab.training.checkpoint import load_checkpoint, save_checkpoint
+    from snnlab.training.checkpoint import save_checkpoint
 
     path = out / ANN_FILE if out is not None else None
     settings = _settings(cfg, _ANN_KEYS)
     resume_from = None
     if cfg.resume and path is not None and path.is_file():
-        state = load_checkpoint(path)
+        state = _load_state(path, CONVERT_ANN_FORMAT)
         _check_same(path, state["settings"], settings)
         ann.load_state_dict(state["model"])
         if state.get("done"):
@@ -288,14 +329,14 @@ def _thresholds_record(snn) -> list:
 def _convert_kind(cfg: ConvertConfig, kind: str, ann, preacts, train, test, out: Path | None, log) -> dict:
     from snnlab.conversion.bn_folding import fold_batchnorm
     from snnlab.conversion.pipeline import convert, evaluate_snn, fine_tune, initial_thresholds
-    from snnlab.training.checkpoint import load_checkpoint, save_checkpoint
+    from snnlab.training.checkpoint import save_checkpoint
 
     T = cfg.rate_T if kind == "rate" and cfg.rate_T is not None else cfg.T
     path = out / snn_file(kind) if out is not None else None
     settings = {**_settings(cfg, _SNN_KEYS), "kind": kind, "T": T}
     state = None
     if cfg.resume and path is not None and path.is_file():
-        state = load_checkpoint(path)
+        state = _load_state(path, CONVERT_SNN_FORMAT)
         _check_same(path, state["settings"], settings)
         if state.get("done"):
             log(f"snnlab convert: {kind} already converted ({path}).")
@@ -369,9 +410,18 @@ def run_conversion(config: ConvertConfig | None = None, *, log: Callable[[str], 
     from snnlab.training.checkpoint import atomic_write_text, seed_everything
 
     cfg = dataclasses.replace(config or ConvertConfig(), **overrides).validate()
+    with contextlib.ExitStack() as held:
+        out, resuming = _open_out_dir(cfg, held, log)
+        return _run(dataclasses.replace(cfg, resume=resuming), out, log)
+
+
+def _run(cfg: ConvertConfig, out: Path | None, log) -> dict:
+    from snnlab.conversion.energy import HARDWARE
+    from snnlab.conversion.pipeline import accuracy, relu_preactivations
+    from snnlab.training.checkpoint import atomic_write_text, seed_everything
+
     device = torch.device(cfg.device)
     start = time.perf_counter()
-    out = _prepare_out_dir(cfg, log)
     seed_everything(cfg.seed)
     train, test, x_stats, info = _load_data(cfg)
     ann = _build_ann(cfg, info, x_stats)

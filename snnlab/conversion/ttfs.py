@@ -43,7 +43,7 @@ import torch
 from numba import njit, prange
 from torch import nn
 
-from snnlab.checks import check_choice, check_finite, check_positive, check_tensor, check_timesteps
+from snnlab.checks import check_choice, check_finite, check_positive, check_real, check_tensor, check_timesteps
 from snnlab.cpu_threads import numba_threads
 
 __all__ = [
@@ -74,10 +74,11 @@ class ThresholdParams:
     k: float
 
     def __post_init__(self):
-        check_positive("alpha", self.alpha)
-        check_positive("k", self.k)
-        if not math.isfinite(float(self.beta)):
-            raise ValueError(f"beta must be a finite number, got {self.beta}.")
+        # thresholds must decay from a positive level: alpha > 0 and k > 0, every value finite
+        # (a NaN would make every comparison false: no spike, or an int64 overflow in torch)
+        object.__setattr__(self, "alpha", check_positive("alpha", self.alpha))
+        object.__setattr__(self, "beta", check_real("beta", self.beta))
+        object.__setattr__(self, "k", check_positive("k", self.k))
 
     @classmethod
     def from_t2fsnn(cls, vth0: float, tau: float, t_d: float = 0.0) -> "ThresholdParams":
@@ -175,9 +176,9 @@ def spike_times(v: torch.Tensor, T: int, encode, calibrate=None, *, backend: str
     TTFS. ``backend``: ``"numba"`` (step-by-step kernel, CPU), ``"torch"`` (closed form, eq. 15),
     ``"auto"`` (the kernel on CPU)."""
     use_kernel = _check_times_input(v, T, backend)
-    ae, be, ke = (_param(p) for p in _triple(encode, "encode"))
+    ae, be, ke = _checked_triple(encode, "encode")
     cal = calibrate is not None
-    ac, bc, kc = (_param(p) for p in _triple(calibrate, "calibrate")) if cal else (1.0, 0.0, 1.0)
+    ac, bc, kc = _checked_triple(calibrate, "calibrate") if cal else (1.0, 0.0, 1.0)
     if use_kernel:
         flat = v.detach().reshape(-1).contiguous().numpy()
         t_enc = np.empty(flat.shape[0], dtype=np.int64)
@@ -198,6 +199,17 @@ def spike_times(v: torch.Tensor, T: int, encode, calibrate=None, *, backend: str
         t_c = torch.where((t_e >= 0) & (t_c >= 0) & (t_c < T) & (residual >= th_c), t_c,
                           torch.full_like(t_c, NO_SPIKE))
         return t_e, t_c
+
+
+def _checked_triple(params, name):
+    """``(alpha, beta, k)`` as floats, validated as :class:`ThresholdParams` (alpha > 0, k > 0, all
+    finite); the error names the layer's ``encode``/``calibrate`` thresholds."""
+    values = tuple(_param(p) for p in _triple(params, name))
+    try:
+        ThresholdParams(*values)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"{name} thresholds {values}: {error}") from None
+    return values
 
 
 def _triple(params, name):
@@ -276,9 +288,14 @@ class SCTTFSNeuron(nn.Module):
         return enc, cal
 
     def _check_params(self):
-        for name in ("alpha_e", "k_e") + (("alpha_c", "k_c") if self.calibrated else ()):
+        """Every threshold parameter finite, alpha and k > 0: fine-tuning can drive them astray."""
+        names = ("alpha_e", "beta_e", "k_e") + (("alpha_c", "beta_c", "k_c") if self.calibrated else ())
+        for name in names:
             value = float(getattr(self, name).detach())
-            if not value > 0:
+            if not math.isfinite(value):
+                raise ValueError(f"{name} became {value} (fine-tuning diverged); lower the fine-tuning "
+                                 f"learning rate, or convert again.")
+            if name[0] in "ak" and not value > 0:
                 raise ValueError(f"{name} must stay > 0 (thresholds must decay), got {value}; "
                                  f"lower the fine-tuning learning rate.")
 

@@ -9,6 +9,7 @@ import json
 import time
 
 from snnlab.data.paths import DATA_ENV, data_root
+from snnlab.errors import CorruptFileError
 
 __all__ = ["register", "data_status"]
 
@@ -57,7 +58,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from snnlab.data.emulated import EMULATED_PRESETS, EmulatedConfig, EmulatedRecordings, prepare_emulated_digits
+    from snnlab.data.emulated import EMULATED_PRESETS, EmulatedConfig, EmulatedRecordings, ensure_emulated_cache
     from snnlab.data.registry import _spec
 
     presets = {p.dataset_name: p.name for p in EMULATED_PRESETS.values()}
@@ -75,13 +76,17 @@ def _prepare(args: argparse.Namespace) -> int:
             options["limit"] = args.limit
         config = EmulatedConfig.from_preset(presets[name], seed=args.seed, **options)
         start = time.perf_counter()
-        path = prepare_emulated_digits(config, args.root, progress=not args.quiet, force=args.force)
+        path, generated = ensure_emulated_cache(config, args.root, progress=not args.quiet, force=args.force)
+        try:
+            recordings = EmulatedRecordings.load(path)
+        except CorruptFileError:  # a damaged cache: generate it again
+            path, generated = ensure_emulated_cache(config, args.root, progress=not args.quiet, force=True)
+            recordings = EmulatedRecordings.load(path)
         seconds = time.perf_counter() - start
-        recordings = EmulatedRecordings.load(path)
         per = (recordings.offsets[1:] - recordings.offsets[:-1])
         print(f"{name}: {len(recordings)} recordings, {int(per.sum())} events "
               f"(mean {per.mean():.0f} per recording), {path.stat().st_size / 1e6:.1f} MB at {path} "
-              f"({seconds:.1f} s)")
+              f"({'generated' if generated else 'already prepared'}, {seconds:.1f} s)")
     return 0
 
 
@@ -118,7 +123,6 @@ interrupted download resumes where it stopped when the command is run again."""
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    import sys
 
     from snnlab.data.fetch import FETCHABLE, FetchError, fetch_dataset, sources_table
     from snnlab.data.real import verify_dataset
@@ -141,9 +145,9 @@ def _fetch(args: argparse.Namespace) -> int:
         try:
             fetch_dataset(name, args.root, mirror=args.mirror, force=args.force, keep_archives=args.keep_archives,
                           retries=args.retries, timeout=args.timeout, progress=not args.quiet)
-        except FetchError as error:
-            print(f"snnlab data fetch: error: {name}: {error}", file=sys.stderr)
-            return 1
+        except FetchError as error:  # one line and exit 1 at the top level (snnlab.errors), naming the data set
+            error.args = (f"{name}: {error}",)
+            raise
         if args.no_verify:
             continue
         status = verify_dataset(name, args.root)
@@ -174,10 +178,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("names", nargs="*",
                    help="digits, nmnist-emulated, nmnist-emulated-faint (default: digits and nmnist-emulated)")
     p.add_argument("--force", action="store_true", help="regenerate even if cached")
-    p.add_argument("--seed", type=int, default=0, help="noise seed of the recordings (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="noise seed of the recordings (default 0; 0..2**63-1)")
     p.add_argument("--contrast", type=float, default=None, help="DVS contrast threshold C (default: the preset's, 0.2 for nmnist-emulated)")
     p.add_argument("--limit", type=int, default=None,
-                   help="only the first N digits (a quick look; a separate cache file)")
+                   help="only the first N >= 1 digits (a quick look; a separate cache file)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_prepare)
 

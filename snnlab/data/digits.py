@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from snnlab.checks import check_in_range, check_non_negative
+from snnlab.checks import check_bool, check_in_range, check_non_negative
 
 __all__ = [
     "DIGITS_NUM_CLASSES",
@@ -144,7 +144,8 @@ class DigitsDataset(Dataset):
             self.std = float(train_images.std())
         else:
             self.mean, self.std = 0.0, 1.0
-        augment = self.train if augment is None else bool(augment)
+        augment = self.train if check_bool("augment", augment, allow_none=True) is None else augment
+        check_bool("normalize", normalize)
         # pad 4 at 32x32 (the CIFAR recipe), scaled with the image side: 1 pixel at 8x8.
         self.augment = DigitsAugment(pad=max(1, size // 8), max_degrees=max_degrees) if augment else None
         self.classes = [str(d) for d in range(DIGITS_NUM_CLASSES)]

@@ -40,11 +40,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from snnlab.checks import check_timesteps
+from snnlab.checks import check_positive_int, check_seed, check_timesteps
 from snnlab.data.digits import digits_images, digits_split, resize_images
 from snnlab.data.dvs_camera import EVENT_DTYPE, DVSCamera, DVSParams, SaccadeParams
 from snnlab.data.frames import EventFramesDataset, EventsToFrames
 from snnlab.data.paths import atomic_write, data_root
+from snnlab.errors import CorruptFileError, SnnlabWarning
+from snnlab.files import folder_lock, remove_orphaned_temporaries
 
 __all__ = [
     "EMULATED_SENSOR",
@@ -58,6 +60,7 @@ __all__ = [
     "generate_emulated_digits",
     "emulated_cache_path",
     "prepare_emulated_digits",
+    "ensure_emulated_cache",
     "EmulatedDigitsDataset",
     "FrameSignalToNoise",
     "frame_signal_to_noise",
@@ -67,6 +70,8 @@ EMULATED_SENSOR = 34  # N-MNIST's window
 EMULATED_DIGIT_PX = 28  # MNIST's digit size
 EMULATED_DEFAULT_T = 10
 _FORMAT = 1  # bump when the file layout or the emulator's output changes
+PREPARE_LOCK = ".prepare.lock"
+"""Lock file in ``<root>/emulated/``: one generation at a time (the lock is released when the process ends)."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,14 @@ class EmulatedConfig:
     digit_px: int = EMULATED_DIGIT_PX
     sensor_px: int = EMULATED_SENSOR
     limit: int | None = None  # only the first `limit` digits (scikit-learn order); for tests
+
+    def __post_init__(self) -> None:
+        check_seed("camera_seed", self.camera_seed)
+        check_seed("seed", self.seed)
+        check_positive_int("digit_px", self.digit_px)
+        check_positive_int("sensor_px", self.sensor_px)
+        if self.limit is not None:
+            check_positive_int("limit (the first N digits)", self.limit)
 
     def key(self) -> str:
         payload = json.dumps({"format": _FORMAT, **asdict(self)}, sort_keys=True)
@@ -187,10 +200,27 @@ class EmulatedRecordings:
 
     @classmethod
     def load(cls, path: Path) -> "EmulatedRecordings":
-        with np.load(path) as f:
-            return cls(x=f["x"], y=f["y"], t=f["t"], p=f["p"], offsets=f["offsets"],
-                       labels=f["labels"], digit_index=f["digit_index"],
-                       sensor_size=tuple(int(s) for s in f["sensor_size"]))
+        """Read a cache file written by :meth:`save`; a truncated, garbage or inconsistent file
+        raises :class:`~snnlab.errors.CorruptFileError` naming it."""
+        path = Path(path)
+        expected = "an emulated-digits cache (an .npz written by snnlab data prepare)"
+        fix = ("Delete it, or run `snnlab data prepare nmnist-emulated --force` (with the same options); "
+               "EmulatedDigitsDataset rebuilds a damaged cache by itself.")
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                rec = cls(x=f["x"], y=f["y"], t=f["t"], p=f["p"], offsets=f["offsets"],
+                          labels=f["labels"], digit_index=f["digit_index"],
+                          sensor_size=tuple(int(s) for s in f["sensor_size"]))
+        except Exception as error:  # noqa: BLE001 - zip, npy and key errors all mean a damaged file
+            raise CorruptFileError.describe(path, expected, fix, error) from error
+        n_events = len(rec.x)
+        consistent = (len(rec.offsets) == len(rec.labels) + 1 and len(rec.digit_index) == len(rec.labels)
+                      and all(len(a) == n_events for a in (rec.y, rec.t, rec.p))
+                      and (len(rec.offsets) == 0 or (int(rec.offsets[0]) == 0 and int(rec.offsets[-1]) == n_events))
+                      and len(rec.sensor_size) == 3)
+        if not consistent:
+            raise CorruptFileError.describe(path, expected, fix, "inconsistent: its arrays do not agree in length")
+        return rec
 
 
 def generate_emulated_digits(config: EmulatedConfig = EmulatedConfig(), *, progress: bool = False,
@@ -242,11 +272,27 @@ def emulated_cache_path(config: EmulatedConfig = EmulatedConfig(), root: str | N
 def prepare_emulated_digits(config: EmulatedConfig = EmulatedConfig(), root: str | None = None, *,
                             progress: bool = True, force: bool = False) -> Path:
     """Generate the recordings into the cache unless a file for this configuration exists
-    (``force`` regenerates). Returns the cache path."""
+    (``force`` regenerates). Returns the cache path.
+
+    A lock file in the cache folder (:data:`PREPARE_LOCK`) makes concurrent calls, in threads or
+    in processes (two ``snnlab data prepare`` at once), do the work once: the second waits for the
+    first and finds the file. The temporary files a killed generation left are removed.
+    """
+    return ensure_emulated_cache(config, root, progress=progress, force=force)[0]
+
+
+def ensure_emulated_cache(config: EmulatedConfig, root=None, *, progress: bool = True,
+                          force: bool = False) -> tuple[Path, bool]:
+    """:func:`prepare_emulated_digits` returning ``(cache path, whether this call generated it)``."""
     path = emulated_cache_path(config, root)
-    if force or not path.is_file():
-        generate_emulated_digits(config, progress=progress).save(path)
-    return path
+    if not force and path.is_file():
+        return path, False
+    with folder_lock(path.parent / PREPARE_LOCK, wait=True):
+        remove_orphaned_temporaries(path.parent, (path.name,))
+        if force or not path.is_file():  # another process may have made it while we waited
+            generate_emulated_digits(config, progress=progress).save(path)
+            return path, True
+    return path, False
 
 
 class EmulatedDigitsDataset(Dataset):
@@ -281,7 +327,14 @@ class EmulatedDigitsDataset(Dataset):
         self.T = self.preset.T if T is None else check_timesteps("T", T)
         size = self.preset.size if size is None else size
         self.path = prepare_emulated_digits(self.config, root, progress=progress)
-        self.recordings = EmulatedRecordings.load(self.path)
+        try:
+            self.recordings = EmulatedRecordings.load(self.path)
+        except CorruptFileError as error:  # a damaged cache (a full disk, a copy cut short): rebuild it
+            import warnings
+
+            warnings.warn(f"{error}; rebuilding it.", SnnlabWarning, stacklevel=2)
+            self.path = prepare_emulated_digits(self.config, root, progress=progress, force=True)
+            self.recordings = EmulatedRecordings.load(self.path)
         split = digits_split(self.train)
         self.indices = split[split < len(self.recordings)]
         self.to_frames = EventsToFrames(

@@ -37,7 +37,6 @@ The destinations are the layout ``snnlab data verify`` and the loaders read
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import shutil
 import socket
@@ -47,13 +46,14 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
-from contextlib import contextmanager
 from dataclasses import dataclass
 from http.client import HTTPException
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterator
+from typing import Callable
 
 from snnlab.data.paths import data_root
+from snnlab.errors import EXIT_FAILED, SnnlabError
+from snnlab.files import file_checksum, folder_lock
 
 __all__ = [
     "Archive",
@@ -165,8 +165,12 @@ SOURCES: dict[str, FetchSpec] = {
 FETCHABLE = tuple(SOURCES)
 
 
-class FetchError(RuntimeError):
-    """A download or extraction failed; the message says what happened and what to do."""
+class FetchError(SnnlabError, RuntimeError):
+    """A download or extraction failed; the message says what happened and what to do. An
+    :class:`~snnlab.errors.SnnlabError`: the command line prints it as one line and exits 1 (the
+    run failed; nothing half-extracted is left)."""
+
+    exit_code = EXIT_FAILED
 
 
 class ChecksumError(FetchError):
@@ -184,15 +188,6 @@ def archive_url(archive: Archive, mirror: str | None = None) -> str:
     if not isinstance(mirror, str) or "://" not in mirror:
         raise ValueError(f"mirror must be a base URL such as https://host/path, got {mirror!r}.")
     return mirror.rstrip("/") + "/" + archive.filename
-
-
-def file_checksum(path: str | os.PathLike, algorithm: str = "md5", chunk: int = 1 << 20) -> str:
-    """Hex digest of a file (``md5`` or ``sha256``), read in chunks."""
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as infile:
-        for block in iter(lambda: infile.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _human(n: float) -> str:
@@ -407,27 +402,6 @@ def extract_archive(path: str | os.PathLike, dest: str | os.PathLike, provides: 
 # ----------------------------------------------------------------------------- the command
 
 
-@contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    """An exclusive lock file, so two fetches cannot write the same download at once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - not POSIX: no locking
-            yield
-            return
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise FetchError(f"another `snnlab data fetch` is working on {path.parent} (lock {path}); "
-                             f"wait for it to finish.") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _spec(name: str) -> FetchSpec:
     if name not in SOURCES:
         raise ValueError(f"snnlab data fetch knows {', '.join(SOURCES)}; got {name!r} (the embedded data "
@@ -451,7 +425,7 @@ def fetch_dataset(name: str, root: str | os.PathLike | None = None, *, mirror: s
     dest = root_path / spec.into
     downloads = root_path / DOWNLOADS
     report = {"name": name, "root": str(root_path), "folder": str(dest), "archives": []}
-    with _lock(downloads / f".{name}.lock"):
+    with folder_lock(downloads / f".{name}.lock", wait=False, what=f"the {name} download"):
         for archive in spec.archives:
             algorithm, expected = archive.checksum
             url = archive_url(archive, mirror)

@@ -20,9 +20,11 @@ existing download can be moved or symlinked in as it is)::
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable
+
+from snnlab import files
+from snnlab.errors import SnnlabError
 
 __all__ = ["DATA_ENV", "DEFAULT_ROOT", "data_root", "DataMissingError", "atomic_write"]
 
@@ -30,9 +32,11 @@ DATA_ENV = "SNNLAB_DATA"
 DEFAULT_ROOT = Path("~/.cache/snnlab")
 
 
-class DataMissingError(FileNotFoundError):
+class DataMissingError(SnnlabError, FileNotFoundError):
     """A data set is not on disk. The message names the data set, where it was looked for and
-    how to get it. Subclasses ``FileNotFoundError`` so ``snnlab``'s CLI prints it as one line."""
+    how to get it. A ``FileNotFoundError``; the CLI prints it as one line (exit code 2)."""
+
+    exit_code = 2
 
     def __init__(self, dataset: str, looked_in: Path | str, how_to_get: str):
         self.dataset = dataset
@@ -55,17 +59,7 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
     """Write a file atomically: ``write(tmp)`` fills a temporary file in the same folder, which
-    is then renamed over ``path``. A reader never sees a half-written file, and an interrupted
-    write leaves no file behind (only the old one, if there was one)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    is then renamed over ``path`` with the user's permissions (:func:`snnlab.files.atomic_write`).
+    A reader never sees a half-written file, and an interrupted write leaves no file behind (only
+    the old one, if there was one)."""
+    return files.atomic_write(path, write, binary_handle=False)

@@ -36,9 +36,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from snnlab.checks import check_choice, check_timesteps
+from snnlab.checks import check_bool, check_choice, check_timesteps
 from snnlab.data.frames import EventFramesDataset, EventsToFrames
 from snnlab.data.paths import DataMissingError, data_root
+from snnlab.errors import CorruptFileError
 
 __all__ = [
     "CIFAR_STATS",
@@ -53,6 +54,9 @@ __all__ = [
     "CIFAR10DVS_SPLIT_SEED",
     "verify_dataset",
     "REAL_DATASETS",
+    "check_cifar_file",
+    "check_dvsgesture_npy",
+    "check_aedat4",
 ]
 
 REAL_DATASETS = ("cifar10", "cifar100", "dvsgesture", "cifar10dvs", "nmnist")
@@ -120,6 +124,7 @@ def _offline_cifar_class(num_classes: int):
 
         def _load_meta(self) -> None:
             path = Path(self.root, self.base_folder, self.meta["filename"])
+            check_cifar_file(path, num_classes, meta=True)
             with open(path, "rb") as infile:
                 data = pickle.load(infile, encoding="latin1")
             self.classes = data[self.meta["key"]]
@@ -130,6 +135,39 @@ def _offline_cifar_class(num_classes: int):
 
     OfflineCIFAR.__name__ = base.__name__
     return OfflineCIFAR
+
+
+_CIFAR_FIX = {10: "Re-extract cifar-10-python.tar.gz into {root}/cifar10/ (`snnlab data verify cifar10` checks "
+                   "every file's MD5 sum).",
+              100: "Re-extract cifar-100-python.tar.gz into {root}/cifar100/ (`snnlab data verify cifar100` "
+                   "checks every file's MD5 sum)."}
+
+
+def check_cifar_file(path: Path, num_classes: int, *, meta: bool, root: Path | None = None) -> None:
+    """Raise :class:`~snnlab.errors.CorruptFileError` unless ``path`` is a CIFAR batch (a pickled
+    dict with ``data`` uint8 [N, 3072] and N labels) or, with ``meta``, the label-names file."""
+    label_key = "labels" if num_classes == 10 else "fine_labels"
+    expected = ("CIFAR's pickled meta file (a dict with the label names)" if meta else
+                f"a CIFAR-{num_classes} batch: a pickled dict with 'data' (uint8 [N, 3072]) and '{label_key}'")
+    fix = _CIFAR_FIX[num_classes].format(root=root if root is not None else path.parent.parent.parent)
+    try:
+        with open(path, "rb") as infile:
+            entry = pickle.load(infile, encoding="latin1")
+    except Exception as error:  # noqa: BLE001 - any unpickling failure means a damaged file
+        raise CorruptFileError.describe(path, expected, fix, error) from error
+    if not isinstance(entry, dict):
+        raise CorruptFileError.describe(path, expected, fix, f"a pickle of a {type(entry).__name__}")
+    if meta:
+        if not any(k in entry for k in ("label_names", "fine_label_names")):
+            raise CorruptFileError.describe(path, expected, fix, f"no label names among keys {sorted(entry)[:6]}")
+        return
+    data, labels = entry.get("data"), entry.get(label_key)
+    if not isinstance(data, np.ndarray) or data.ndim != 2 or data.shape[1] != 3072 or data.dtype != np.uint8:
+        shape = getattr(data, "shape", None)
+        raise CorruptFileError.describe(path, expected, fix, f"'data' is {type(data).__name__} {shape}")
+    if labels is None or len(labels) != len(data):
+        raise CorruptFileError.describe(
+            path, expected, fix, f"{len(data)} images but {None if labels is None else len(labels)} labels")
 
 
 def _cifar_transform(num_classes: int, augment: bool):
@@ -151,9 +189,19 @@ def cifar_dataset(num_classes: int, *, train: bool, root: str | None = None,
     cls = _offline_cifar_class(num_classes)
     if not all((folder / filename).is_file() for filename in _cifar_filenames(cls)):
         raise _missing(name, folder, data_root(root))
-    augment = train if augment is None else bool(augment)
-    return cls(str(folder.parent), train=train, transform=_cifar_transform(num_classes, augment),
-               download=False)
+    augment = train if check_bool("augment", augment, allow_none=True) is None else augment
+    try:
+        return cls(str(folder.parent), train=train, transform=_cifar_transform(num_classes, augment),
+                   download=False)
+    except CorruptFileError:
+        raise
+    except Exception as error:  # noqa: BLE001 - find the damaged file and name it
+        lists = (cls.train_list if train else cls.test_list)
+        for filename, _ in lists:
+            check_cifar_file(folder / filename, num_classes, meta=False, root=data_root(root))
+        check_cifar_file(folder / cls.meta["filename"], num_classes, meta=True, root=data_root(root))
+        raise CorruptFileError(f"{folder}: torchvision could not read the CIFAR-{num_classes} files ({error}). "
+                               + _CIFAR_FIX[num_classes].format(root=data_root(root)), folder) from error
 
 
 # ----------------------------------------------------------------------------- DVS presets
@@ -232,16 +280,49 @@ def _sort_by_path(dataset, fields: tuple[str, ...]) -> None:
         setattr(dataset, name, [values[i] for i in order])
 
 
+_DVSGESTURE_EXPECTED = "a DVS Gesture recording: a .npy array [N, 4] of x, y, p, t (tonic's preprocessed files)"
+
+
+def _dvsgesture_fix(path: Path) -> str:
+    return (f"Re-extract ibmGestureTrain.tar.gz / ibmGestureTest.tar.gz into {Path(path).parents[2]} "
+            f"(`snnlab data verify dvsgesture` checks every recording).")
+
+
+def check_dvsgesture_npy(path: str | os.PathLike) -> None:
+    """Raise :class:`~snnlab.errors.CorruptFileError` unless ``path`` is a complete ``.npy`` array
+    [N, 4] (reads the header and compares the file size with it; the data is not read)."""
+    path = Path(path)
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as error:  # noqa: BLE001 - a bad header or a file shorter than its header says
+        detail = "truncated: shorter than its .npy header says" if "length" in str(error) else error
+        raise CorruptFileError.describe(path, _DVSGESTURE_EXPECTED, _dvsgesture_fix(path), detail) from error
+    if not isinstance(array, np.ndarray) or array.ndim != 2 or array.shape[1] != 4:
+        raise CorruptFileError.describe(path, _DVSGESTURE_EXPECTED, _dvsgesture_fix(path),
+                                        f"an array of shape {getattr(array, 'shape', None)}")
+
+
 def _dvsgesture_class():
     import tonic.datasets
 
     class DVSGesture(tonic.datasets.DVSGesture):
         """tonic's DVSGesture, checking the extracted folder (not the archive) and never
-        downloading. Same class name, so tonic's folder ``<save_to>/DVSGesture`` is kept."""
+        downloading. Same class name, so tonic's folder ``<save_to>/DVSGesture`` is kept. Every
+        recording's header and size are checked when the data set is built (a truncated file is
+        named before training, not in the middle of an epoch)."""
 
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             _sort_by_path(self, ("data", "targets", "users", "lighting"))
+            for path in self.data:
+                check_dvsgesture_npy(path)
+
+        def __getitem__(self, index):
+            try:
+                return super().__getitem__(index)
+            except (OSError, ValueError, EOFError) as error:
+                raise CorruptFileError.describe(self.data[index], _DVSGESTURE_EXPECTED,
+                                                _dvsgesture_fix(self.data[index]), error) from error
 
         def _check_exists(self) -> bool:
             return any(Path(self.location_on_system, self.folder_name).glob("*/*.npy"))
@@ -253,8 +334,76 @@ def _dvsgesture_class():
     return DVSGesture
 
 
+AEDAT4_MAGIC = b"#!AER-DAT4.0\r\n"
+_AEDAT4_EXPECTED = "a CIFAR10-DVS recording in AEDAT 4.0 (header '#!AER-DAT4.0', then packets)"
+
+
+def _aedat4_fix(path: Path) -> str:
+    return (f"Extract that class's zip from CIFAR10DVS.zip again into {Path(path).parents[1]} "
+            f"(`snnlab data verify cifar10dvs` checks every recording).")
+
+
+def check_aedat4(path: str | os.PathLike) -> None:
+    """Raise :class:`~snnlab.errors.CorruptFileError` unless ``path`` has the structure of an
+    AEDAT 4.0 file: the magic line, a 32-bit header length and that many bytes of ``IOHeader``
+    flatbuffer (``compression``, ``dataTablePosition`` = -1 when absent, ``infoNode``), then
+    packets of an 8-byte header (uint32 stream id, uint32 size) and their body, none of them running
+    past the data table or the end of the file. Packets are not decompressed (the ``aedat``
+    decoder does that when the recording is read)."""
+    import struct
+
+    path = Path(path)
+
+    def bad(detail: str) -> CorruptFileError:
+        return CorruptFileError.describe(path, _AEDAT4_EXPECTED, _aedat4_fix(path), detail)
+
+    size = path.stat().st_size
+    with open(path, "rb") as infile:
+        if infile.read(len(AEDAT4_MAGIC)) != AEDAT4_MAGIC:
+            raise bad("no AEDAT 4.0 magic line at the start")
+        raw = infile.read(4)
+        if len(raw) < 4:
+            raise bad("truncated inside the header")
+        (header_len,) = struct.unpack("<I", raw)
+        header = infile.read(header_len)
+        if len(header) < header_len or header_len < 8:
+            raise bad(f"truncated: the header should take {header_len} bytes")
+        table_pos = -1
+        (root,) = struct.unpack_from("<I", header, 0)
+        if root + 4 <= header_len:
+            (vt_back,) = struct.unpack_from("<i", header, root)
+            vtable = root - vt_back
+            if 0 <= vtable and vtable + 4 <= header_len:
+                vt_size, _ = struct.unpack_from("<HH", header, vtable)
+                if vt_size >= 8 and vtable + 8 <= header_len:  # field 1: dataTablePosition (int64)
+                    (field,) = struct.unpack_from("<H", header, vtable + 6)
+                    if field and root + field + 8 <= header_len:
+                        (table_pos,) = struct.unpack_from("<q", header, root + field)
+        else:
+            raise bad("the header's flatbuffer points outside the header")
+        end = size
+        if table_pos >= 0:
+            if table_pos > size:
+                raise bad(f"truncated: the data table should start at byte {table_pos} of a {size}-byte file")
+            end = table_pos
+        position = len(AEDAT4_MAGIC) + 4 + header_len
+        while position < end:
+            packet = infile.read(8)
+            if len(packet) < 8 or position + 8 > end:
+                raise bad(f"truncated inside the packet header at byte {position}")
+            _, body = struct.unpack("<II", packet)  # stream id, body size
+            if position + 8 + body > end:
+                raise bad(f"truncated: the packet at byte {position} needs {body} bytes, "
+                          f"{end - position - 8} remain")
+            position += 8 + body
+            infile.seek(position)
+
+
 def read_aedat4(path: str) -> np.ndarray:
-    """Read a CIFAR10-DVS ``.aedat4`` file with tonic (needs the ``aedat`` package)."""
+    """Read a CIFAR10-DVS ``.aedat4`` file with tonic (needs the ``aedat`` package). The file's
+    structure is checked first (:func:`check_aedat4`), and a decoder failure names the file."""
+    if os.path.exists(path):
+        check_aedat4(path)
     try:
         import aedat  # noqa: F401
     except ImportError as error:
@@ -263,7 +412,10 @@ def read_aedat4(path: str) -> np.ndarray:
         ) from error
     from tonic.io import read_aedat4 as tonic_read_aedat4
 
-    return tonic_read_aedat4(path)
+    try:
+        return tonic_read_aedat4(path)
+    except Exception as error:  # noqa: BLE001 - the Rust decoder raises plain exceptions
+        raise CorruptFileError.describe(path, _AEDAT4_EXPECTED, _aedat4_fix(Path(path)), error) from error
 
 
 def _cifar10dvs_class():
@@ -388,6 +540,11 @@ def verify_dataset(name: str, root: str | None = None, *, checksums: bool = True
             for split, n in counts.items():
                 if n == 0:
                     problems.append(f"no recordings in {folder / split}")
+            for path in sorted(folder.glob("*/*/*.npy")):
+                try:
+                    check_dvsgesture_npy(path)
+                except CorruptFileError as error:
+                    problems.append(str(error))
         else:
             classes = list(_cifar10dvs_class().classes)
             counts = {c: len(list((folder / c).glob("*.aedat4"))) for c in classes}
@@ -395,6 +552,11 @@ def verify_dataset(name: str, root: str | None = None, *, checksums: bool = True
             for c, n in counts.items():
                 if n != 1000:
                     problems.append(f"{folder / c}: {n} recordings (expected 1000)")
+            for path in sorted(folder.glob("*/*.aedat4")):
+                try:
+                    check_aedat4(path)
+                except CorruptFileError as error:
+                    problems.append(str(error))
             try:
                 import aedat  # noqa: F401
             except ImportError:

@@ -29,7 +29,34 @@ from torch.utils.data import Dataset
 
 from snnlab.checks import check_timesteps
 
-__all__ = ["DATASETS", "load_dataset", "dataset_info", "DatasetSpec"]
+__all__ = ["DATASETS", "load_dataset", "dataset_info", "DatasetSpec", "TRAIN_ONLY_OPTIONS", "split_options"]
+
+TRAIN_ONLY_OPTIONS = ("augment", "rtd_T")
+"""Options that shape the training split only (augmentation, random temporal deletion): a
+training run leaves them off its test split (:func:`split_options`)."""
+
+
+def split_options(options: dict[str, Any], *, train: bool) -> dict[str, Any]:
+    """``options`` for the training split, or without the :data:`TRAIN_ONLY_OPTIONS` for the test split."""
+    return dict(options) if train else {k: v for k, v in options.items() if k not in TRAIN_ONLY_OPTIONS}
+
+
+def _check_values(options: dict[str, Any]) -> None:
+    """Range and type checks of the options several data sets share (before anything is built)."""
+    from snnlab.checks import check_bool, check_positive, check_seed
+
+    if "augment" in options:
+        check_bool("augment", options["augment"], allow_none=True)
+    for name in ("time_window_ms", "denoise_us"):
+        if options.get(name) is not None:
+            check_positive(name, options[name])
+    for name in ("seed", "camera_seed"):
+        if name in options:
+            check_seed(name, options[name])
+    for name in ("rtd_T", "limit"):
+        value = options.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name} must be None or an int >= 1, got {value!r}.")
 
 
 @dataclass(frozen=True)
@@ -45,6 +72,7 @@ class DatasetSpec:
     default_T: int | None = None
     embedded: bool = False  # True: needs no files from the user
     options: dict[str, Any] = field(default_factory=dict)  # option name -> default, for docs
+    # (augment None: on for the training split, off for the test split)
     extra_options: Callable[[], set[str]] | None = None  # further valid option names
 
     def valid_options(self) -> set[str]:
@@ -55,6 +83,7 @@ class DatasetSpec:
         if unknown:
             raise ValueError(f"unknown option(s) {sorted(unknown)} for data set {self.name!r}; "
                              f"valid: {', '.join(sorted(self.valid_options()))}.")
+        _check_values(options)
 
 
 def _digits(train, T, root, **options):
@@ -144,7 +173,7 @@ def _register(spec: DatasetSpec) -> None:
 _register(DatasetSpec(
     "digits", "scikit-learn's handwritten digits, 8x8 grey (1,347 train / 450 test); embedded",
     "static", 10, _digits, _digits_shape, embedded=True,
-    options={"size": 8, "channels": 1, "augment": "train", "normalize": True, "max_degrees": 10.0}))
+    options={"size": 8, "channels": 1, "augment": None, "normalize": True, "max_degrees": 10.0}))
 _register(DatasetSpec(
     "nmnist-emulated",
     "the digits recorded by snnlab's emulated DVS camera along N-MNIST's three saccades, "
@@ -154,10 +183,10 @@ _register(DatasetSpec(
     extra_options=_emulated_extra_options))
 _register(DatasetSpec(
     "cifar10", "CIFAR-10, 32x32 RGB, 50,000 train / 10,000 test (torchvision files)",
-    "static", 10, _cifar(10), _cifar_shape, options={"augment": "train"}))
+    "static", 10, _cifar(10), _cifar_shape, options={"augment": None}))
 _register(DatasetSpec(
     "cifar100", "CIFAR-100, 32x32 RGB, 50,000 train / 10,000 test (torchvision files)",
-    "static", 100, _cifar(100), _cifar_shape, options={"augment": "train"}))
+    "static", 100, _cifar(100), _cifar_shape, options={"augment": None}))
 _register(DatasetSpec(
     "dvsgesture", "IBM DVS Gesture, 11 gestures, 128x128 events (tonic files); "
     "default preset 'mlf': 30 ms frames at 32x32, T=40",

@@ -42,10 +42,14 @@ def _simulate(args: argparse.Namespace) -> int:
     from snnlab.inference import ConfidenceExit
     from snnlab.models.atsn_vgg import load_atsn_vgg
 
+    from snnlab.checks import check_positive, check_seed
+
     if args.samples is not None and args.samples < 1:
         raise ValueError(f"--samples must be >= 1, got {args.samples}.")
     if args.T < 1:
         raise ValueError(f"--T must be >= 1, got {args.T}.")
+    check_seed("--seed", args.seed)
+    check_positive("--clock-mhz", args.clock_mhz)
     start = time.perf_counter()
     source: dict
     if args.model:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-from snnlab.checks import check_choice, check_positive_int
+from snnlab.checks import check_choice, check_positive, check_positive_int
 
 __all__ = ["AcceleratorConfig", "atsn_accelerator", "conventional_accelerator", "conventional_with_exit",
            "DESIGNS", "design"]
@@ -73,10 +73,8 @@ class AcceleratorConfig:
         if isinstance(self.exp_table_entries, bool) or not isinstance(self.exp_table_entries, int) \
                 or self.exp_table_entries < 0 or self.exp_table_entries == 1:
             raise ValueError(f"exp_table_entries must be 0 (exact exp) or an int >= 2, got {self.exp_table_entries!r}.")
-        if not self.exp_table_range > 0:
-            raise ValueError(f"exp_table_range must be > 0, got {self.exp_table_range!r}.")
-        if not self.clock_hz > 0:
-            raise ValueError(f"clock_hz must be > 0, got {self.clock_hz!r}.")
+        check_positive("exp_table_range", self.exp_table_range)
+        check_positive("clock_hz", self.clock_hz)  # a finite real number > 0 (not a string, NaN or inf)
         if self.address_bytes > self.out_buffer_bytes or self.address_bytes > self.in_buffer_bytes:
             raise ValueError("a spike buffer must hold at least one address.")
 

@@ -18,10 +18,11 @@ __all__ = ["COUNTERS", "IMETA", "simulate_kernel", "simulate_kernel_jit"]
 
 COUNTERS = ("accumulate", "add", "shift", "compare", "mux", "register", "multiply", "dram", "sram",
             "scratchpad", "cycles", "stall_cycles", "busy_unit_cycles", "input_events", "synaptic_ops",
-            "spikes", "neuron_updates", "input_wait_cycles")
-"""Per sample and layer, in this order (see :mod:`snnlab.hardware.simulator`)."""
+            "spikes", "neuron_updates", "input_wait_cycles", "streamed_steps")
+"""Per sample and layer, in this order (see :mod:`snnlab.hardware.simulator`). ``streamed_steps``:
+timesteps at which the layer streamed its weights from SRAM rather than loading them into the units."""
 (ACC, ADD, SHIFT, CMP, MUX, REG, MUL, DRAM, SRAM, SPAD, CYC, STALL, BUSY, EVENTS, SYNOPS, SPIKES,
- UPDATES, INWAIT) = range(len(COUNTERS))
+ UPDATES, INWAIT, STREAMED) = range(len(COUNTERS))
 
 IMETA = ("kind", "cin", "hin", "win", "cout", "hout", "wout", "k", "stride", "pad", "pool", "w_off", "b_off",
          "n_off", "n", "m", "tiles", "resident", "is_output", "shifts", "mul_decay", "spk_off", "units",
@@ -59,13 +60,20 @@ def simulate_kernel(x, x_static, imeta, fmeta, weights, biases, T, levels, adapt
     tgt_w = np.zeros(max_fan, np.int64)
     slot_cnt = np.zeros(max_slots, np.int64)
     slot_spk = np.zeros(max_slots, np.int64)
-    tile_max = np.zeros(max_tiles, np.int64)
     # input FIFOs: per unit slot the finish time of its work, its event count and the start times of
     # its last in_cap events; per tile the cycle its latest event entered the buffers
-    finish = np.zeros(max_slots, np.int64)
-    queued = np.zeros(max_slots, np.int64)
-    started = np.zeros((max_slots, in_cap), np.int64)
-    tile_arrival = np.zeros(max_tiles, np.int64)
+    # [2, ...]: the same bookkeeping for weights kept in the units (0) and streamed from SRAM (1)
+    finish = np.zeros((2, max_slots), np.int64)
+    queued = np.zeros((2, max_slots), np.int64)
+    started = np.zeros((2, max_slots, in_cap), np.int64)
+    tile_arrival = np.zeros((2, max_tiles), np.int64)
+    tile_max = np.zeros((2, max_tiles), np.int64)
+    bus_free = np.zeros(max_tiles, np.int64)     # streamed: when the bus has delivered a tile's weights
+    tile_nt = np.zeros(max_tiles, np.int64)      # streamed: weight words one event needs in a tile
+    slot_list = np.zeros(max_slots, np.int64)
+    ev_cycles = np.zeros(2, np.int64)
+    ev_reads = np.zeros(2, np.int64)
+    ev_wait = np.zeros(2, np.int64)
     tile_stall = np.zeros(max_tiles, np.int64)
     C = imeta[L - 1, NN]
     cum = np.zeros(C)
@@ -108,16 +116,8 @@ def simulate_kernel(x, x_static, imeta, fmeta, weights, biases, T, levels, adapt
                 resident = imeta[l, RES] == 1
                 decay = fmeta[l, 0]
                 vth = fmeta[l, 1]
-                # ---- load: weights (+ saved potentials) into the units' memories
-                if not on_at:
-                    words = imeta[l, LOADSRAM] + (N if t > 0 else 0)
-                    counters[b, l, SRAM] += words
-                    counters[b, l, SPAD] += imeta[l, LOADSPAD] + (N if t > 0 else 0)
-                    counters[b, l, CYC] += (words + bus - 1) // bus
-                elif t == 0:
-                    counters[b, l, SRAM] += imeta[l, LOADSRAM]
-                    counters[b, l, SPAD] += imeta[l, LOADSPAD]
-                    counters[b, l, CYC] += (imeta[l, LOADSRAM] + bus - 1) // bus
+                # (the load of weights and saved potentials is counted after the event phase, once the
+                # cheaper of keeping the weights in the units and streaming them is known)
                 # ---- neuron update part 1: decay (shift-and-add or multiply) and bias
                 per_ch = N // imeta[l, COUT] if kind == 0 else 1
                 for n in range(N):
@@ -144,11 +144,25 @@ def simulate_kernel(x, x_static, imeta, fmeta, weights, biases, T, levels, adapt
                 # the input buffers of the units it concerns; each unit works through its own buffer,
                 # one accumulate per cycle per neuron of its own the event reaches (see the docstring)
                 counters[b, l, EVENTS] += n_ev
-                for s in range(units * tiles):
-                    finish[s] = 0
-                    queued[s] = 0
+                # modes simulated: 0 = weights loaded into the units (when they fit), 1 = streamed from
+                # SRAM, one bus word per accumulate. A PE layer whose weights fit takes the cheaper of the
+                # two at every step (a unit with memory can still stream: more memory never costs cycles);
+                # the AT unit keeps fitting weights for the whole sample.
+                mode_lo = 0 if resident else 1
+                mode_hi = 0 if (resident and on_at) else 1
+                for md in range(mode_lo, mode_hi + 1):
+                    for s in range(units * tiles):
+                        finish[md, s] = 0
+                        queued[md, s] = 0
+                    for tl in range(tiles):
+                        tile_arrival[md, tl] = -1
+                        tile_max[md, tl] = 0
+                    ev_reads[md] = 0
+                    ev_wait[md] = 0
                 for tl in range(tiles):
-                    tile_arrival[tl] = -1
+                    bus_free[tl] = 0
+                    tile_nt[tl] = 0
+                syn = 0
                 for e in range(n_ev):
                     idx = ev_idx[e]
                     v = ev_val[e]
@@ -192,55 +206,90 @@ def simulate_kernel(x, x_static, imeta, fmeta, weights, biases, T, levels, adapt
                                     tgt_w[nt] = ((co * cin + ci) * ks + ky) * ks + kx
                                     nt += 1
                     woff = imeta[l, WOFF]
+                    n_slots = 0
                     for j in range(nt):
                         n = tgt_n[j]
                         state[off + n] += weights[woff + tgt_w[j]] * v
-                        slot_cnt[n // m] += 1
-                    # the event enters a tile one cycle after the previous one, or later if the buffer
-                    # of a unit it concerns is full (that unit has not yet started its in_cap-th last event)
-                    for j in range(nt):
-                        s = tgt_n[j] // m
-                        tl = s // units
-                        # tile_max holds the candidate arrival + 1 (so 0 means "not reached")
-                        if tile_max[tl] == 0:
-                            tile_max[tl] = tile_arrival[tl] + 2
-                        if queued[s] >= in_cap:
-                            # the entry frees when that event starts; the new one enters a cycle later
-                            free_at = started[s, queued[s] % in_cap] + 2
-                            if free_at > tile_max[tl]:
-                                tile_max[tl] = free_at
-                    for tl in range(tiles):
-                        if tile_max[tl] > 0:
-                            arrival = tile_max[tl] - 1
-                            counters[b, l, INWAIT] += arrival - (tile_arrival[tl] + 1)
-                            tile_arrival[tl] = arrival
-                            counters[b, l, SRAM] += 1            # the event read into the tile's input buffers
-                    for j in range(nt):
-                        s = tgt_n[j] // m
-                        if slot_cnt[s] > 0:
-                            start_s = max(finish[s], tile_arrival[s // units])
-                            finish[s] = start_s + slot_cnt[s]
-                            started[s, queued[s] % in_cap] = start_s
-                            queued[s] += 1
-                            slot_cnt[s] = 0
-                    for tl in range(tiles):
-                        tile_max[tl] = 0
+                        sl = n // m
+                        if slot_cnt[sl] == 0:
+                            slot_list[n_slots] = sl
+                            n_slots += 1
+                        slot_cnt[sl] += 1
+                    if mode_hi == 1:
+                        for i in range(n_slots):
+                            tile_nt[slot_list[i] // units] += slot_cnt[slot_list[i]]
+                    for md in range(mode_lo, mode_hi + 1):
+                        # the event enters a tile one cycle after the previous one, or later if the buffer
+                        # of a unit it concerns is full (that unit has not yet started its in_cap-th last
+                        # event) or, when streaming, until the bus has delivered the previous event's weights
+                        for i in range(n_slots):
+                            sl = slot_list[i]
+                            tl = sl // units
+                            # tile_max holds the candidate arrival + 1 (so 0 means "not reached")
+                            if tile_max[md, tl] == 0:
+                                tile_max[md, tl] = tile_arrival[md, tl] + 2
+                                if md == 1 and bus_free[tl] + 1 > tile_max[md, tl]:
+                                    tile_max[md, tl] = bus_free[tl] + 1
+                            if queued[md, sl] >= in_cap:
+                                # the entry frees when that event starts; the new one enters a cycle later
+                                free_at = started[md, sl, queued[md, sl] % in_cap] + 2
+                                if free_at > tile_max[md, tl]:
+                                    tile_max[md, tl] = free_at
+                        for tl in range(tiles):
+                            if tile_max[md, tl] > 0:
+                                arrival = tile_max[md, tl] - 1
+                                ev_wait[md] += arrival - (tile_arrival[md, tl] + 1)
+                                tile_arrival[md, tl] = arrival
+                                ev_reads[md] += 1                # the event read into the tile's input buffers
+                                if md == 1:                      # its weights follow over the bus
+                                    bus_free[tl] = arrival + (tile_nt[tl] + bus - 1) // bus
+                                tile_max[md, tl] = 0
+                        for i in range(n_slots):
+                            sl = slot_list[i]
+                            ready = tile_arrival[md, sl // units] if md == 0 else bus_free[sl // units]
+                            start_s = max(finish[md, sl], ready)
+                            finish[md, sl] = start_s + slot_cnt[sl]
+                            started[md, sl, queued[md, sl] % in_cap] = start_s
+                            queued[md, sl] += 1
+                    for i in range(n_slots):
+                        slot_cnt[slot_list[i]] = 0
+                    if mode_hi == 1:
+                        for i in range(n_slots):
+                            tile_nt[slot_list[i] // units] = 0
+                    syn += nt
                     counters[b, l, ACC] += nt
                     counters[b, l, SYNOPS] += nt
                     counters[b, l, BUSY] += nt
                     if v != 1.0:
                         counters[b, l, MUL] += nt                # an analog input: multiply-accumulate
                     counters[b, l, SPAD] += 2 * nt
-                    if resident:
-                        counters[b, l, SPAD] += nt               # weight from the unit's memory
-                    else:
-                        counters[b, l, SRAM] += nt               # weight streamed from SRAM
-                for tl in range(tiles):
-                    busy_until = tile_arrival[tl] + 1
-                    for s in range(tl * units, (tl + 1) * units):
-                        if finish[s] > busy_until:
-                            busy_until = finish[s]
-                    counters[b, l, CYC] += busy_until
+                for md in range(mode_lo, mode_hi + 1):
+                    ev_cycles[md] = 0
+                    for tl in range(tiles):
+                        busy_until = tile_arrival[md, tl] + 1
+                        if md == 1 and bus_free[tl] > busy_until:
+                            busy_until = bus_free[tl]
+                        for sl in range(tl * units, (tl + 1) * units):
+                            if finish[md, sl] > busy_until:
+                                busy_until = finish[md, sl]
+                        ev_cycles[md] += busy_until
+                # ---- load: weights (kept in the units) and, after the first step, the saved potentials
+                potentials = N if (t > 0 and not on_at) else 0
+                load_words = (imeta[l, LOADSRAM] if (not on_at or t == 0) else 0) + potentials
+                cost_kept = (load_words + bus - 1) // bus + ev_cycles[0]
+                cost_streamed = (potentials + bus - 1) // bus + ev_cycles[1]
+                use = mode_lo if mode_lo == mode_hi else (1 if cost_streamed < cost_kept else 0)
+                if use == 0:
+                    counters[b, l, SRAM] += load_words + ev_reads[0]
+                    counters[b, l, SPAD] += (imeta[l, LOADSPAD] if (not on_at or t == 0) else 0) + potentials
+                    counters[b, l, SPAD] += syn                  # weights read from the unit's memory
+                    counters[b, l, CYC] += cost_kept
+                else:
+                    counters[b, l, SRAM] += potentials + ev_reads[1] + syn   # weights streamed from SRAM
+                    counters[b, l, SPAD] += potentials
+                    counters[b, l, CYC] += cost_streamed
+                    counters[b, l, STREAMED] += 1
+                counters[b, l, INWAIT] += ev_wait[use]
                 # ---- neuron update part 2: fire, reset, spikes out (LIF) or output (integrator)
                 if imeta[l, LIF] == 1:
                     nspk = 0

@@ -20,7 +20,9 @@ PEs, ``m`` consecutive neurons per PE, so a tile holds up to ``n_pe·m`` neurons
 holds its ``m`` potentials and the weights its neurons use (for a conv, one kernel per output
 channel among its neurons). ``m = ceil(N / n_pe)`` (one tile) if that fits the PE memory, otherwise
 ``m`` shrinks and the layer takes several tiles. If even one neuron's weights do not fit, the layer
-streams its weights from the global SRAM at every accumulate (``weights_resident=False``). The
+streams its weights from the global SRAM at every accumulate (``weights_resident=False``); when they
+fit (``weights_resident=True``) the simulator still streams them at a step where that is cheaper
+(see :mod:`snnlab.hardware.simulator`). The
 output layer runs on the AT unit (all C neurons in its 3 KB memory, weights streamed if they do not
 fit) or, without an AT unit, on the PEs like a hidden layer.
 """

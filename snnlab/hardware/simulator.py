@@ -21,6 +21,14 @@ the layers run in order on the whole array (time-multiplexed). For each layer an
 1. *load*: the tile's weights and biases are read from the global SRAM (one read of a conv kernel
    is broadcast to every PE that uses it) and, after the first step, the saved potentials; the bus
    moves ``bus_words`` words per cycle. The AT unit keeps its weights for the whole sample.
+   *Streamed weights*: a layer whose weights do not fit a unit's memory streams them from SRAM, one
+   bus word per accumulate: an event's weights for a tile take ``ceil(words / bus_words)`` cycles
+   on the bus, the tile's units start on the event when they have arrived, and the next event
+   enters once the bus is free. A PE layer whose weights fit takes, at every step, the cheaper of
+   loading them and streaming them (``streamed_steps`` counts the steps it streamed): a unit with
+   memory can still stream, so a larger memory never costs cycles (tested: cycles never fall as
+   ``pe_memory_bytes`` shrinks). A hidden linear layer uses each weight at most once per step and
+   usually streams; a convolution reuses its kernels for many events and keeps them.
 2. *update*: every PE decays its ``m`` neurons and adds the bias, ``pe_update_cycles`` each
    (PEs in parallel, so ``m·pe_update_cycles`` cycles per tile; the AT unit: one neuron at a time).
 3. *events*: each input event is broadcast to the tiles it reaches, at most one event per cycle,

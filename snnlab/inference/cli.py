@@ -95,22 +95,33 @@ def _describe_rule(rule) -> dict:
 def _evaluate(args: argparse.Namespace) -> int:
     import torch
 
+    from snnlab.checks import check_choice, check_positive_int
     from snnlab.cli import print_json
-    from snnlab.data import dataset_info, load_dataset
+    from snnlab.data import DATASETS, dataset_info, load_dataset
+    from snnlab.inference.atsn import READOUTS
     from snnlab.inference.evaluate import evaluate_exit
     from snnlab.inference.exit_rule import FixedSteps
     from snnlab.training.cli import parse_options
     from snnlab.training.restore import load_trained_model
 
+    # every option is checked before the checkpoint is read (snnlab.checks, the rules of snnlab train)
     for flag, value in (("--T", args.T), ("--samples", args.samples), ("--batch-size", args.batch_size),
                         ("--repeats", args.repeats)):
-        if value is not None and value < 1:
-            raise ValueError(f"{flag} must be >= 1, got {value}.")
+        if value is not None:
+            check_positive_int(flag, value)
+    if args.dataset is not None:
+        check_choice("--dataset", args.dataset, DATASETS)
+    if args.readout is not None:
+        check_choice("--readout", args.readout, READOUTS)
+    if args.reads is not None:
+        check_choice("--reads", args.reads, ("step", "cumulative"))
+    _rule_from_args(args, None)  # the rule's parameters (ranges, flags that do not apply)
+    given_options = parse_options(args.data_option, "data") if args.data_option else None
     start = time.perf_counter()
     model, meta = load_trained_model(args.checkpoint)
     rule, readout = _rule_from_args(args, meta.get("loss"))
     dataset = args.dataset or meta.get("dataset") or "digits"
-    options = parse_options(args.data_option, "data") if args.data_option else dict(meta.get("data_options") or {})
+    options = given_options if given_options is not None else dict(meta.get("data_options") or {})
     T = args.T or meta.get("T")
     if T is None:
         raise ValueError(f"{args.checkpoint} does not record its T; pass --T.")

@@ -29,15 +29,13 @@ FORMATS = ("nir",)
 def load_trained_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """The network a checkpoint holds, in eval mode, and what is known about it (``kind``, settings)."""
     from snnlab.models.atsn_vgg import _FORMAT as ATSN_FORMAT, load_atsn_vgg
-    from snnlab.training.checkpoint import load_checkpoint
+    from snnlab.training.restore import read_checkpoint
 
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}; `snnlab train --out-dir RUN` writes RUN/checkpoint.pt.")
-    try:
-        state = load_checkpoint(path)
-    except Exception as error:  # noqa: BLE001 - torch raises many kinds for a file that is not a checkpoint
-        raise ValueError(f"{path} is not a torch checkpoint snnlab wrote ({type(error).__name__}: {error}).") from None
+    # a folder, garbage or a truncated file: one CorruptFileError naming the file (snnlab.errors)
+    path, state = read_checkpoint(path, what="checkpoint")
     if isinstance(state, dict) and state.get("format") == ATSN_FORMAT:
         model, metadata = load_atsn_vgg(path)
         return model, {"kind": "atsn_vgg", "options": model.options, "metadata": metadata}

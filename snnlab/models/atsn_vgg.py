@@ -182,13 +182,22 @@ def save_atsn_vgg(model: AtsnVGG, path: str | Path, **metadata) -> Path:
 
 def load_atsn_vgg(path: str | Path) -> tuple[AtsnVGG, dict[str, Any]]:
     """Rebuild a network saved by :func:`save_atsn_vgg`; returns ``(model in eval mode, metadata)``."""
+    from snnlab.errors import CorruptFileError
+    from snnlab.files import load_torch_file
+
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"no saved ATSN network at {path}; write one with save_atsn_vgg(model, path).")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    expected = f"an ATSN network saved by snnlab.models.atsn_vgg.save_atsn_vgg (format {_FORMAT})"
+    fix = "Save the network again with save_atsn_vgg(model, path), or run snnlab simulate without --model."
+    state = load_torch_file(path, expected=expected, fix=fix, weights_only=True)
     if not isinstance(state, dict) or state.get("format") != _FORMAT:
-        raise ValueError(f"{path} is not an AtsnVGG file (format {_FORMAT!r}).")
-    options = dict(state["options"])
-    model = AtsnVGG(options.pop("input_shape"), options.pop("num_classes"), **options)
-    model.load_state_dict(state["state_dict"])
-    return model.eval(), state["metadata"]
+        kind = f"a dict with keys {sorted(map(str, state))[:6]}" if isinstance(state, dict) else f"a {type(state).__name__}"
+        raise CorruptFileError.describe(path, expected, fix, f"a torch file holding {kind}")
+    try:
+        options = dict(state["options"])
+        model = AtsnVGG(options.pop("input_shape"), options.pop("num_classes"), **options)
+        model.load_state_dict(state["state_dict"])
+        return model.eval(), state["metadata"]
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise CorruptFileError.describe(path, expected, fix, error) from error

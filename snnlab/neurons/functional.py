@@ -29,9 +29,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import math
+
 import torch
 
-from snnlab.checks import check_positive
+from snnlab.checks import check_bool, check_finite, check_positive
 from snnlab.surrogate import ArcTan, Surrogate
 
 __all__ = [
@@ -46,6 +48,29 @@ __all__ = [
     "mlf_step",
     "integrator_step",
 ]
+
+
+def _fixed_parameter(name: str, value):
+    """A neuron parameter as a Python number: a one-element tensor is read once; one that requires a
+    gradient is refused (these parameters are fixed numbers, and the Numba kernels could not pass a
+    gradient to them)."""
+    if isinstance(value, torch.Tensor):
+        if value.requires_grad:
+            raise TypeError(
+                f"{name} is a tensor that requires grad, but {name} is a fixed number in snnlab's neurons "
+                f"(neither backend passes a gradient to it). Pass float({name}.detach()); to learn the time "
+                f"constant use PLIFNode.")
+        if value.numel() != 1:
+            raise TypeError(f"{name} must be a number, got a tensor of shape {tuple(value.shape)}.")
+        return value.item()
+    try:
+        import numpy as np
+
+        if isinstance(value, np.generic) and not isinstance(value, np.bool_):
+            return value.item()
+    except ImportError:  # pragma: no cover
+        pass
+    return value
 
 
 @dataclass(frozen=True)
@@ -68,20 +93,32 @@ class NeuronParams:
     detach_reset: bool = False
 
     def __post_init__(self) -> None:
-        check_positive("v_threshold", self.v_threshold)
-        tau = check_positive("tau", self.tau)
+        # every number becomes a plain float here, so the Numba kernels and the torch reference
+        # read the same value and fail the same way (the NaN policy covers parameters too)
+        v_threshold = check_positive("v_threshold", _fixed_parameter("v_threshold", self.v_threshold))
+        tau = check_positive("tau", _fixed_parameter("tau", self.tau))
         if tau < 1.0:
             raise ValueError(
                 f"tau must be >= 1 (the leak per step is 1/tau; tau < 1 would overshoot), got {tau}."
             )
+        v_reset = None
         if self.v_reset is not None:
-            if not isinstance(self.v_reset, (int, float)) or isinstance(self.v_reset, bool):
+            raw = _fixed_parameter("v_reset", self.v_reset)
+            if isinstance(raw, bool) or not isinstance(raw, (int, float)):
                 raise TypeError(f"v_reset must be a float or None (soft reset), got {self.v_reset!r}.")
-            if self.v_reset >= self.v_threshold:
+            v_reset = float(raw)
+            if not math.isfinite(v_reset):
+                raise ValueError(f"v_reset must be a finite number or None (soft reset), got {v_reset}.")
+            if v_reset >= v_threshold:
                 raise ValueError(
-                    f"v_reset ({self.v_reset}) must be below v_threshold ({self.v_threshold}); "
+                    f"v_reset ({v_reset}) must be below v_threshold ({v_threshold}); "
                     f"otherwise a neuron that fired would fire again at once."
                 )
+        for name in ("decay_input", "detach_reset"):
+            check_bool(name, getattr(self, name))
+        object.__setattr__(self, "v_threshold", v_threshold)
+        object.__setattr__(self, "tau", tau)
+        object.__setattr__(self, "v_reset", v_reset)
 
     @property
     def soft_reset(self) -> bool:
@@ -177,14 +214,20 @@ def simulate(
     check_tensor("x_seq", x_seq, min_dim=1)
     if x_seq.shape[0] < 1:
         raise ValueError(f"x_seq must hold at least one timestep (T >= 1), got shape {tuple(x_seq.shape)}.")
+    check_finite("x_seq", x_seq)  # the NaN policy: rejected here as in the neuron modules
     params = params or NeuronParams()
     surrogate = surrogate or ArcTan()
     if v0 is None:
         v = torch.full_like(x_seq[0], params.leak_target)
     elif isinstance(v0, torch.Tensor):
-        v = v0.expand_as(x_seq[0]).to(x_seq.dtype)
+        v = check_finite("v0", v0).expand_as(x_seq[0]).to(x_seq.dtype)
     else:
         v = torch.full_like(x_seq[0], float(v0))
+        check_finite("v0", v)
+    if isinstance(inv_tau, torch.Tensor):
+        check_finite("inv_tau (1/tau)", inv_tau.detach())
+    elif inv_tau is not None and not math.isfinite(float(inv_tau)):
+        raise ValueError(f"inv_tau (1/tau) must be a finite number, got {inv_tau}.")
     spikes, hs, vs = [], [], []
     for x in x_seq:
         s, h, v = neuron_step(x, v, params, surrogate, kind=kind, inv_tau=inv_tau)

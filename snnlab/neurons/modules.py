@@ -12,7 +12,9 @@ Call ``reset()`` (or :func:`reset_states` on a whole network) before each new in
 ``"numba"`` or ``"torch"``; see :mod:`snnlab.neurons.ops`. Both give the same spikes and, to
 float32 rounding, the same gradients. ``cut_temporal_grad`` (set by SLTT/OTTT training methods)
 detaches the potential carried into every step, so gradients flow only through the current step;
-it works in both backends and both step modes. NaN policy: non-finite input raises ``ValueError``.
+it works in both backends and both step modes. NaN policy: non-finite input raises ``ValueError``,
+and so does a non-finite parameter (``v_threshold``, ``v_reset``, ``tau``, a PLIF's learned ``w``),
+with the same message in both backends naming the parameter.
 """
 
 from __future__ import annotations
@@ -193,6 +195,11 @@ class PLIFNode(BaseNode):
         self.w = nn.Parameter(torch.tensor(-math.log(init_tau - 1.0)))
 
     def _inv_tau(self) -> torch.Tensor:
+        # the NaN policy for the learned parameter: both backends refuse it, naming it (on the CPU,
+        # where reading it costs nothing; elsewhere a NaN reaches the loss, which stops training)
+        if self.w.device.type == "cpu" and not math.isfinite(float(self.w.detach())):
+            raise ValueError(f"PLIFNode's learned time-constant parameter w is {float(self.w.detach())} (1/tau = "
+                             f"sigmoid(w)): training diverged. Lower the learning rate, or reload a checkpoint.")
         return torch.sigmoid(self.w)
 
     @property

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from snnlab.errors import CorruptFileError
+from snnlab.files import atomic_write, load_torch_file
 
 __all__ = [
     "capture_rng_state",
@@ -63,22 +64,10 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 def atomic_write_bytes(path: str | Path, write) -> None:
     """Write a file so that readers see the old or the new content, never a torn one.
 
-    ``write(fh)`` fills a temporary file in the same directory, which is flushed, fsynced and
-    renamed over ``path`` with ``os.replace`` (atomic on POSIX and Windows).
+    ``write(fh)`` fills a temporary file in the same directory, which is flushed, fsynced, given
+    the user's permissions (umask) and renamed over ``path`` (:func:`snnlab.files.atomic_write`).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, write)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -90,10 +79,43 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     atomic_write_bytes(path, lambda fh: torch.save(payload, fh))
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint` (it holds RNG states, so not weights-only)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}; train without --resume first.")
-    return torch.load(path, map_location=map_location, weights_only=False)
+CHECKPOINT_FORMAT = 1
+CHECKPOINT_KEYS = ("format", "config", "epoch", "batch", "model", "optimizer", "rng", "history")
+_EXPECTED = "a training checkpoint written by snnlab train (torch.save of a dict with 'format': 1)"
 
+
+def _fix(path: Path) -> str:
+    return (f"If the run is yours, restore the file from a backup; otherwise start again in this folder "
+            f"with --overwrite (it moves the old run to {path.parent}/previous/, deleting nothing) or use "
+            f"another --out-dir.")
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", *,
+                    format: Any = CHECKPOINT_FORMAT, keys: tuple[str, ...] = CHECKPOINT_KEYS,
+                    expected: str = _EXPECTED) -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint` (it holds RNG states, so not weights-only).
+
+    ``format`` / ``keys``: what the file must record (``snnlab train``'s by default; ``snnlab
+    convert`` passes its own). A missing file raises ``FileNotFoundError``; a directory, a
+    truncated or garbage file, or a torch file that is not such a checkpoint raises
+    :class:`~snnlab.errors.CorruptFileError` naming the file, what was ``expected`` and the way on.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint at {path}; train without --resume first.")
+    state = load_torch_file(path, expected=expected, fix=_fix(path), weights_only=False,
+                            map_location=map_location)
+    if not isinstance(state, dict) or "format" not in state:
+        kind = type(state).__name__
+        detail = (f"a torch file holding a {kind}" + (f" with keys {sorted(map(str, state))[:6]}"
+                                                       if isinstance(state, dict) else "")
+                  + ", not an snnlab checkpoint")
+        raise CorruptFileError.describe(path, expected, _fix(path), detail)
+    if state["format"] != format:
+        raise CorruptFileError.describe(
+            path, expected, "Resume it with the snnlab version that wrote it, or start again with --overwrite.",
+            f"checkpoint format {state['format']!r}, this snnlab reads format {format!r} here")
+    missing = [k for k in keys if k not in state]
+    if missing:
+        raise CorruptFileError.describe(path, expected, _fix(path), f"the checkpoint lacks {missing}")
+    return state

@@ -79,21 +79,38 @@ def launched_by_torchrun() -> bool:
 
 
 def resolve_device(device: str | torch.device = "auto", local_rank: int = 0) -> torch.device:
-    """``"auto"``: this rank's GPU if CUDA is available, else the CPU. ``"cuda"`` picks the local rank's GPU."""
+    """``"auto"``: this rank's GPU if CUDA is available, else the CPU. ``"cuda"`` picks the local rank's GPU.
+
+    snnlab trains on ``cpu`` and ``cuda`` devices; any other device, or one this machine lacks
+    (``mps`` here, ``cuda:3`` with two GPUs), raises a ``ValueError`` saying what is available.
+    """
     if isinstance(device, torch.device):
         return device
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a string such as 'auto', 'cpu', 'cuda' or 'cuda:1', got {device!r}.")
+    available = "cpu" + (f", cuda (cuda:0..cuda:{torch.cuda.device_count() - 1})" if torch.cuda.is_available() else "")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError("device 'cuda' requested but CUDA is not available; use --device cpu or auto.")
+            raise ValueError(f"device 'cuda' requested but CUDA is not available on this machine; available: "
+                             f"{available}. Use --device cpu or auto.")
         return torch.device("cuda", local_rank % torch.cuda.device_count())
     try:
         dev = torch.device(device)
-    except RuntimeError:
-        raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:<index>'.") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available.")
+    except (RuntimeError, ValueError):
+        raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:<index>' "
+                         f"(available here: {available}).") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {device!r} is not supported: snnlab runs on 'cpu' and 'cuda' devices "
+                         f"(available here: {available}). Use --device auto.")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} requested but CUDA is not available on this machine; available: "
+                             f"{available}.")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r} does not exist: this machine has {torch.cuda.device_count()} "
+                             f"CUDA device(s); available: {available}.")
     return dev
 
 

@@ -43,13 +43,14 @@ def read_checkpoint(path: str | os.PathLike, *, what: str = "checkpoint") -> tup
             raise FileNotFoundError(f"{path} is a folder without checkpoint.pt; give the {what} file, or the "
                                     f"--out-dir of a `snnlab train` run.")
         path = path / "checkpoint.pt"
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"no {what} at {path}.")
-    try:
-        return path, torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # torch raises several types for a file it cannot parse
-        raise ValueError(f"{path} is not a {what} torch can read ({type(error).__name__}: "
-                         f"{str(error).splitlines()[0] if str(error) else 'no detail'}).") from None
+    from snnlab.files import load_torch_file
+
+    # garbage, truncated or foreign files: one CorruptFileError naming the file (snnlab.errors)
+    return path, load_torch_file(path, expected=f"a {what} snnlab wrote (a torch file)",
+                                 fix="Check the path; give a file snnlab wrote (`snnlab train --out-dir RUN` "
+                                     "writes RUN/checkpoint.pt).", weights_only=False)
 
 
 def checkpoint_kind(state: Any) -> str:
@@ -73,6 +74,30 @@ def describe_kind(kind: str) -> str:
     return _DESCRIPTIONS[kind]
 
 
+def _model_from_graph(path: Path, cfg: dict, weights: dict, per_step, num_classes, options) -> nn.Module:
+    """The network of a run started with ``--init-from``: an imported NIR network keeps its graph in
+    its state (``_extra_state``), so the checkpoint alone rebuilds it; else the graph file, which
+    must be the one the run started from (its SHA-256 is in the checkpoint)."""
+    from snnlab.errors import ResumeMismatch
+    from snnlab.files import file_checksum
+    from snnlab.interop import model_from_nir
+
+    extra = weights.get("_extra_state") if isinstance(weights, dict) else None
+    if isinstance(extra, dict) and extra.get("format") == "snnlab.nir/1":
+        from snnlab.interop.importer import from_nir
+
+        return from_nir(extra["graph"], dt=extra["dt"])
+    graph = Path(cfg["init_from"])
+    if not graph.is_file():
+        raise FileNotFoundError(f"{path} was trained from the NIR graph {graph}, which is not there any more; the "
+                                f"network's structure comes from it: put the graph back at that path.")
+    expected = cfg.get("init_from_sha256")
+    if expected and file_checksum(graph, "sha256") != expected:
+        raise ResumeMismatch(f"{graph} is not the NIR graph {path} was trained from (its SHA-256 differs); put the "
+                             f"original graph back at that path.")
+    return model_from_nir(graph, input_shape=per_step, num_classes=num_classes, **options)
+
+
 def load_trained_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
     """The network of a ``snnlab train`` run (a checkpoint file or the run's folder), or an ATSN
     network saved by ``save_atsn_vgg``, in eval mode on ``device``.
@@ -92,8 +117,11 @@ def load_trained_model(path: str | os.PathLike, *, device: str | torch.device = 
         shape = info["input_shape"]
         per_step = tuple(shape[1:]) if info["kind"] == "events" else tuple(shape)
         options = {k: v for k, v in cfg.get("model_options", {}).items() if k != "num_classes"}
-        model = build_model(cfg["model"], num_classes=info["num_classes"], input_shape=per_step, T=cfg["T"],
-                            **options)
+        if cfg.get("init_from"):
+            model = _model_from_graph(path, cfg, state["model"], per_step, info["num_classes"], options)
+        else:
+            model = build_model(cfg["model"], num_classes=info["num_classes"], input_shape=per_step, T=cfg["T"],
+                                **options)
         try:
             model.load_state_dict(state["model"])
         except RuntimeError as error:
