@@ -38,33 +38,16 @@ LOG_SUFFIX = ".figures.jsonl"
 
 def toc_files() -> list[str]:
     """Every file named in book/_toc.yml, in reading order (root first)."""
-    toc = yaml.safe_load((BOOK / "_toc.yml").read_text())
-    names = [toc["root"]]
+    from snnlab.bench.book import toc_files as read_toc
 
-    def walk(entries):
-        for entry in entries or []:
-            if "file" in entry:
-                names.append(entry["file"])
-            walk(entry.get("sections"))
-            for part in entry.get("parts", []) if isinstance(entry, dict) else []:
-                walk(part.get("chapters"))
-
-    walk(toc.get("chapters"))
-    for part in toc.get("parts", []):
-        walk(part.get("chapters"))
-    return names
+    return read_toc(BOOK)
 
 
 def chapter_sources() -> list[Path]:
     """The pages that are notebooks (Jupytext front matter with a kernelspec), in reading order."""
-    sources = []
-    for name in toc_files():
-        path = BOOK / f"{name}.md"
-        text = path.read_text() if path.exists() else ""
-        front_matter = text.split("---", 2)[1] if text.startswith("---") else ""
-        if "kernelspec:" in front_matter:
-            sources.append(path)
-    return sources
+    from snnlab.bench.book import chapters
+
+    return chapters(BOOK)
 
 
 def figure_log(notebook: Path) -> Path:

@@ -42,27 +42,33 @@ def _book_dir(given: str | None) -> Path:
     return book
 
 
-def chapters(book: Path) -> list[Path]:
-    """The chapters of ``_toc.yml`` that are notebooks (Jupytext front matter with a kernelspec), in order."""
+def toc_files(book: Path) -> list[str]:
+    """Every file named in ``book/_toc.yml``, in reading order (root first): chapters, their
+    sections, and parts' chapters (Jupyter Book 1's ``_toc.yml``)."""
     import yaml
 
-    toc = yaml.safe_load((book / "_toc.yml").read_text())
+    toc = yaml.safe_load((Path(book) / "_toc.yml").read_text())
     names = [toc["root"]]
 
-    def walk(entries) -> None:  # chapters, their sections, and parts' chapters (Jupyter Book 1's _toc.yml)
+    def walk(entries) -> None:
         for entry in entries or []:
             if "file" in entry:
                 names.append(entry["file"])
             walk(entry.get("sections"))
-            for part in entry.get("parts", []):
+            for part in entry.get("parts", []) if isinstance(entry, dict) else []:
                 walk(part.get("chapters"))
 
     walk(toc.get("chapters"))
     for part in toc.get("parts", []):
         walk(part.get("chapters"))
+    return names
+
+
+def chapters(book: Path) -> list[Path]:
+    """The pages of ``_toc.yml`` that are notebooks (Jupytext front matter with a kernelspec), in order."""
     out = []
-    for name in names:
-        path = book / f"{name}.md"
+    for name in toc_files(book):
+        path = Path(book) / f"{name}.md"
         text = path.read_text() if path.is_file() else ""
         front = text.split("---", 2)[1] if text.startswith("---") else ""
         if "kernelspec:" in front:
