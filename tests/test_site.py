@@ -44,7 +44,7 @@ ARTIFACTS = ROOT / "test-artifacts"
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT / "tests"))
 import build_book  # noqa: E402
-from chromium import Chromium, find_chromium  # noqa: E402
+from chromium import CDPError, Chromium, find_chromium  # noqa: E402
 from conftest import toc_files  # noqa: E402
 
 from snnlab.viz.audit import IMAGE_MIME_TYPES, audit_problems, read_log  # noqa: E402
@@ -560,9 +560,13 @@ def test_notebook_download_works_offline(site, tmp_path):
                                 " if (!a) return null; var r = [a.href, a.getAttribute('download')];"
                                 " a.click(); return r; })()")
         assert link and link[0].endswith(f"_sources/{name}.ipynb") and link[1] == f"{name}.ipynb", link
-        for _ in range(100):
-            if browser.evaluate("location.href") == link[0]:
-                break
+        for _ in range(100):  # the click navigates: evaluating mid-navigation fails, so try again
+            try:
+                if (browser.evaluate("location.href") == link[0]
+                        and browser.evaluate("document.readyState") == "complete"):
+                    break
+            except CDPError:
+                pass
             time.sleep(0.1)
         shown = json.loads(browser.evaluate("document.body.innerText"))
         assert browser.failed_requests == [], browser.failed_requests

@@ -196,8 +196,10 @@ class PLIFNode(BaseNode):
 
     def _inv_tau(self) -> torch.Tensor:
         # the NaN policy for the learned parameter: both backends refuse it, naming it (on the CPU,
-        # where reading it costs nothing; elsewhere a NaN reaches the loss, which stops training)
-        if self.w.device.type == "cpu" and not math.isfinite(float(self.w.detach())):
+        # where reading it costs nothing, and not while torch.compile traces, where reading it would
+        # break the graph; elsewhere a NaN reaches the loss, which stops training)
+        if (self.w.device.type == "cpu" and not torch.compiler.is_compiling()
+                and not math.isfinite(float(self.w.detach()))):
             raise ValueError(f"PLIFNode's learned time-constant parameter w is {float(self.w.detach())} (1/tau = "
                              f"sigmoid(w)): training diverged. Lower the learning rate, or reload a checkpoint.")
         return torch.sigmoid(self.w)
