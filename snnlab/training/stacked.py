@@ -8,8 +8,11 @@ into one network whose layers hold the S copies side by side along the channel a
 * ``Conv2d(c_in, c_out, groups=g)`` becomes ``Conv2d(S·c_in, S·c_out, groups=S·g)`` (seed ``s`` owns
   channel group ``s``), ``BatchNorm2d(c)`` becomes ``BatchNorm2d(S·c)`` (statistics per channel, so
   per seed), ``Linear(i, o)`` becomes :class:`SeedLinear` (S weight matrices);
-* parameter-free layers (IF/LIF neurons, pooling, ReLU) work element- or channel-wise and are
-  shared; a neuron with a learnable parameter (PLIF's τ) becomes :class:`PerSeed`, one neuron per
+* ``TDBatchNorm(c)`` (tdBN, statistics per channel over time, batch and space) becomes
+  ``TDBatchNorm(S·c)``;
+* parameter-free layers (IF/LIF/MLF neurons, pooling, ReLU) work element- or channel-wise and are
+  shared; a neuron with a learnable parameter (PLIF's τ) and a spatial attention module (it pools
+  over the channels, so each seed must pool over its own) become :class:`PerSeed`, one module per
   seed on its own channels.
 
 Seed ``s`` of the stack computes exactly what copy ``s`` computes alone (tested against the
@@ -37,10 +40,13 @@ import torch
 from torch import nn
 
 from snnlab.checks import check_positive, check_positive_int
+from snnlab.layers import SpatialAttention, TDBatchNorm
 from snnlab.neurons import BaseNode, PLIFNode
+from snnlab.training.losses import SequenceLoss, build_loss
+from snnlab.training.methods import build_method
 from snnlab.training.state import reset_model
 
-__all__ = ["SeedLinear", "PerSeed", "StackedSeeds", "stack_models", "StackedRun", "train_stacked",
+__all__ = ["SeedLinear", "PerSeed", "StackedSeeds", "SeedsAsBatch", "stack_models", "StackedRun", "train_stacked",
            "random_temporal_deletion", "layer_firing_rates"]
 
 
@@ -104,9 +110,13 @@ def _stack_leaf(name: str, leaves: list[nn.Module]) -> nn.Module | None:
             if conv.bias is not None:
                 conv.bias.copy_(torch.cat([m.bias for m in leaves]))
         return conv
-    if isinstance(first, nn.BatchNorm2d):
-        bn = nn.BatchNorm2d(S * first.num_features, eps=first.eps, momentum=first.momentum, affine=first.affine,
-                            track_running_stats=first.track_running_stats)
+    if isinstance(first, (nn.BatchNorm2d, TDBatchNorm)):
+        if isinstance(first, TDBatchNorm):  # tdBN: statistics per channel over time, batch and space
+            bn = TDBatchNorm(S * first.num_features, v_threshold=first.v_threshold, alpha=first.alpha,
+                             eps=first.eps, momentum=first.momentum)
+        else:
+            bn = nn.BatchNorm2d(S * first.num_features, eps=first.eps, momentum=first.momentum,
+                                affine=first.affine, track_running_stats=first.track_running_stats)
         with torch.no_grad():
             for attr in ("weight", "bias", "running_mean", "running_var"):
                 if getattr(first, attr) is not None:
@@ -116,6 +126,8 @@ def _stack_leaf(name: str, leaves: list[nn.Module]) -> nn.Module | None:
         return bn
     if isinstance(first, nn.Linear):
         return SeedLinear(leaves)
+    if isinstance(first, SpatialAttention):  # pools over channels: each seed over its own
+        return PerSeed([copy.deepcopy(m) for m in leaves])
     if isinstance(first, PLIFNode):
         if first.step_mode != "m":
             raise ValueError(f"{name}: only multi-step neurons can be stacked (their channel axis is dim 2).")
@@ -140,9 +152,9 @@ def stack_models(models: Sequence[nn.Module]) -> nn.Module:
     stacked = copy.deepcopy(models[0])
     replacements = []
     for name, module in stacked.named_modules():
-        if name == "" or isinstance(module, PerSeed):
+        if name == "" or isinstance(module, PerSeed) or any(name.startswith(r + ".") for r, _ in replacements):
             continue
-        if any(True for _ in module.children()) and not isinstance(module, BaseNode):
+        if any(True for _ in module.children()) and not isinstance(module, (BaseNode, SpatialAttention)):
             continue
         new = _stack_leaf(name, [m.get_submodule(name) for m in models])
         if new is not None:
@@ -197,11 +209,14 @@ class StackedSeeds(nn.Module):
         single = copy.deepcopy(self._template[0])
         S = self.n
         stacked = dict(self.net.named_modules())
+        per_seed = [n for n, m in stacked.items() if isinstance(m, PerSeed)]
         for name, module in single.named_modules():
             src = stacked.get(name)
             if isinstance(src, PerSeed):
                 src_module = src.copies[index]
                 module.load_state_dict(src_module.state_dict())
+                continue
+            if any(name.startswith(p + ".") for p in per_seed):  # inside a PerSeed module: loaded with it
                 continue
             own = dict(module.named_parameters(recurse=False))
             own.update(dict(module.named_buffers(recurse=False)))
@@ -227,6 +242,42 @@ def random_temporal_deletion(x: torch.Tensor, keep: int, generator: torch.Genera
     idx = torch.rand(N, T, generator=generator).argsort(dim=1)[:, :keep].sort(dim=1).values  # [N, keep]
     gather = idx.T.reshape(keep, N, *([1] * (x.dim() - 2))).expand(keep, N, *x.shape[2:])
     return torch.gather(x, 0, gather)
+
+
+class SeedsAsBatch(nn.Module):
+    """A :class:`StackedSeeds` seen as one network on ``[T, S·b, ...]`` -> ``[T, S·b, K]`` (seed-major
+    batch: samples ``s·b .. s·b + b - 1`` are seed ``s``'s), so that any training method's
+    ``train_step`` can run on it. Holds the stack as a submodule (no copy)."""
+
+    def __init__(self, stack: StackedSeeds) -> None:
+        super().__init__()
+        self.stack = stack
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        S = self.stack.n
+        if x.dim() < 3 or x.shape[1] % S:
+            raise ValueError(f"SeedsAsBatch expects [T, S·b, ...] with S={S}, got {tuple(x.shape)}.")
+        out = self.stack(x.unflatten(1, (S, -1)))  # [T, S, b, K]
+        return out.flatten(1, 2)
+
+
+class _SummedOverSeeds(SequenceLoss):
+    """``S`` times a sequence loss on a seed-major batch of ``S`` equal parts: the sum over seeds of
+    each seed's own mean loss (the losses here average over the batch), so a seed's gradient does
+    not depend on how many seeds share the stack."""
+
+    def __init__(self, base: SequenceLoss, S: int) -> None:
+        self.base, self.S = base, S
+        self.name, self.decomposable = base.name, base.decomposable
+
+    def loss(self, outputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.S * self.base.loss(outputs, target)
+
+    def step_loss(self, output_t: torch.Tensor, target: torch.Tensor, t: int, T: int) -> torch.Tensor:
+        return self.S * self.base.step_loss(output_t, target, t, T)
+
+    def predict(self, outputs: torch.Tensor) -> torch.Tensor:
+        return self.base.predict(outputs)
 
 
 @dataclass
@@ -287,7 +338,7 @@ def _freeze_seed(model: StackedSeeds, opt: torch.optim.Optimizer, seed_index: in
         for t in _seed_tensors(model, seed_index):
             t.zero_()
         for module in model.net.modules():
-            if isinstance(module, nn.BatchNorm2d) and module.running_var is not None:
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_var is not None:
                 module.running_var.view(model.n, -1)[seed_index].fill_(1.0)
         for state in opt.state.values():
             for key, value in state.items():
@@ -347,9 +398,18 @@ def train_stacked(
     rtd_T: int | None = None,
     eval_every_epoch: bool = False,
     eval_batch: int = 450,
+    method: str = "bptt",
+    loss: str = "sdt",
+    loss_options: dict | None = None,
 ) -> StackedRun:
-    """Train ``len(seeds)`` copies of ``build()`` as one :class:`StackedSeeds` with BPTT and the
-    cross-entropy of the mean output over time (SEW ResNet's loss).
+    """Train ``len(seeds)`` copies of ``build()`` as one :class:`StackedSeeds`, by default with BPTT
+    and the cross-entropy of the mean output over time (SEW ResNet's loss).
+
+    ``method`` and ``loss`` (with ``loss_options``) take any pair that
+    :func:`snnlab.training.build_method` and :func:`snnlab.training.build_loss` accept, e.g.
+    ``method="sltt", loss="tet"``: the method's own ``train_step`` then runs on the stack, seen as
+    one network whose batch holds every seed's samples (:class:`SeedsAsBatch`), with the loss
+    multiplied by the number of seeds so that each seed's gradient is that of its own mean loss.
 
     ``data`` is ``(train_x, train_y, test_x, test_y)`` held in memory: static images ``[N, C, H, W]``
     (repeated over ``T`` steps) or event frames ``[N, T, C, H, W]`` (``T`` taken from them).
@@ -376,9 +436,16 @@ def train_stacked(
     if rtd_T is not None and not events:
         raise ValueError("rtd_T (random temporal deletion) applies to event frames [N, T, C, H, W] only.")
 
+    base_loss = build_loss(loss, **(loss_options or {}))
+    custom = (method, loss, loss_options or {}) != ("bptt", "sdt", {})
+    trainer = build_method(method) if custom else None
+    if trainer is not None:
+        trainer.check_loss(base_loss)
+
     t0, c0 = time.perf_counter(), _cpu_seconds()
     model = StackedSeeds(build, seeds)
     S, N = model.n, len(train_y)
+    as_batch, summed = SeedsAsBatch(model), _SummedOverSeeds(base_loss, S)
     params = list(model.parameters())
     opt = (torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay) if optimizer == "sgd"
            else torch.optim.Adam(params, lr=lr, weight_decay=weight_decay))
@@ -407,10 +474,19 @@ def train_stacked(
                 x = x.unflatten(1, (S, b))
             else:
                 x = x.unflatten(0, (S, b)).unsqueeze(0).expand(T, *([-1] * (x.dim() + 1)))
-            out = _forward_guarded(model, opt, x, diverged, step).mean(0)  # [S, b, K]
-            per_seed = nn.functional.cross_entropy(out.flatten(0, 1), y.flatten(), reduction="none").view(S, b).mean(1)
-            opt.zero_grad(set_to_none=True)
-            per_seed.sum().backward()  # each seed's gradient is that of its own mean loss
+            if trainer is None:
+                out = _forward_guarded(model, opt, x, diverged, step).mean(0)  # [S, b, K]
+                per_seed = nn.functional.cross_entropy(out.flatten(0, 1), y.flatten(),
+                                                       reduction="none").view(S, b).mean(1)
+                opt.zero_grad(set_to_none=True)
+                per_seed.sum().backward()  # each seed's gradient is that of its own mean loss
+            else:
+                opt.zero_grad(set_to_none=True)
+                result = trainer.train_step(as_batch, x.flatten(1, 2), y.flatten(), summed, None)
+                outputs = result.outputs.unflatten(1, (S, b))  # [T, S, b, K]
+                with torch.no_grad():
+                    per_seed = torch.stack([base_loss(outputs[:, s], y[s]) for s in range(S)])
+                out = outputs.mean(0)
             for s in range(S):
                 if diverged[s] is None and not (bool(torch.isfinite(per_seed[s]))
                                                 and _finite(_seed_tensors(model, s, grads=True))):
