@@ -470,6 +470,14 @@ def mlf_backward(g, gv_last, x, v0, th, prm, detach, cut, gx, gv0, block):
         gv0[:, lo:hi] = gv
 
 
+@njit(inline="always", cache=True)
+def _integrate_row(xt, ot, v, n, d):
+    for j in range(n):
+        vj = d * v[j] + xt[j]
+        ot[j] = vj
+        v[j] = vj + (vj - vj)  # NaN check, see spiking_forward (d = 0 would drop an inf)
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def integrator_forward(x, v0, decay, out, block):
     """Non-spiking, non-resetting integrator: ``V[t] = decay·V[t-1] + X[t]``, ``out[t] = V[t]``.
@@ -490,12 +498,7 @@ def integrator_forward(x, v0, decay, out, block):
         v = _initial(v0, lo, hi, zero, x.dtype)
         nb = 0
         for t in range(T):
-            xt = x[t, lo:hi]
-            ot = out[t, lo:hi]
-            for j in range(n):
-                vj = d * v[j] + xt[j]
-                ot[j] = vj
-                v[j] = vj + (vj - vj)  # NaN check, see spiking_forward (d = 0 would drop an inf)
+            _integrate_row(x[t, lo:hi], out[t, lo:hi], v, n, d)
         for j in range(n):
             nb += (v[j] - v[j]) != zero
         bad += nb
