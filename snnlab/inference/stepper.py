@@ -257,10 +257,15 @@ class LayerStepper:
         joins (``ahead``: the batch slots; a call never computes more samples than that)."""
         q = self.queue
         if q is None or q[0] is not x or not q[1] <= lo < hi <= q[2]:
-            end = min(len(x), max(hi, lo + self.ahead))
-            z = self._encode(x[lo:end]).contiguous()
+            kept = q is not None and q[0] is x and q[1] <= lo < q[2]      # the queue holds the first rows
+            start = q[2] if kept else lo
+            end = min(len(x), max(hi, start + self.ahead))
+            z = self._encode(x[start:end]).contiguous()
             self.shape = tuple(z.shape[1:])
-            q = self.queue = (x, lo, end, z.numpy().reshape(end - lo, -1))
+            z = z.numpy().reshape(end - start, -1)
+            if kept:
+                z = np.concatenate([q[3][lo - q[1]:], z])
+            q = self.queue = (x, lo, end, z)
         return q[3][lo - q[1]:hi - q[1]]
 
     def keep(self, rows: np.ndarray) -> None:
