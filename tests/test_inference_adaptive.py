@@ -350,6 +350,18 @@ def test_step_with_bad_input_raises(batch):
         net.step(x)
 
 
+def test_targets_are_read_against_the_one_call_path():
+    from snnlab.bench.adaptive import targets
+
+    def row(rule, b, work, one_call, stepwise):
+        return {"rule": rule, "batch_size": b, "sample_steps": work, "adaptive_over_fixed": one_call,
+                "adaptive_over_fixed_cpu": one_call, "adaptive_over_fixed_stepwise": stepwise}
+    verdicts = targets([row("default", 16, 0.9, 2.0, 2.0),       # > 70 % of the work: no target
+                        row("half", 16, 0.5, 0.79, 0.9), row("half", 64, 0.5, 0.85, 0.6)])
+    assert [(v["batch_size"], v["met"], v["met_against_stepwise"]) for v in verdicts] == [(16, True, False),
+                                                                                           (64, False, True)]
+
+
 def test_per_step_cost_fit_recovers_a_line():
     from snnlab.bench.adaptive import per_step_cost
 
