@@ -21,20 +21,28 @@ from __future__ import annotations
 
 from numba import njit
 
-from snnlab.neurons.kernels import (
-    CHARGE_IF,
-    CHARGE_LIF_DECAY_INPUT,
-    P_K,
-    P_LEAK,
-    P_ONE,
-    P_VRESET,
-    P_VTH,
-    P_ZERO,
-    _forward_row,
-    _integrate_row,
-)
+from snnlab.neurons.kernels import _forward_row, _integrate_row, forward_constants
 
 __all__ = ["spiking_step", "integrator_step"]
+
+
+@njit(inline="always", cache=True)
+def _start_row(v_out, v_in, i, rest):
+    """Row ``i`` of ``v_out`` holding the potentials before the step: ``v_in[i]``, or ``rest`` (no rows)."""
+    v = v_out[i]
+    if v_in.shape[0] == 0:
+        v[:] = rest
+    else:
+        v[:] = v_in[i]
+    return v
+
+
+@njit(inline="always", cache=True)
+def _non_finite(v, zero):
+    bad = 0
+    for j in range(v.shape[0]):
+        bad += (v[j] - v[j]) != zero
+    return bad
 
 
 @njit(cache=True, nogil=True)
@@ -46,27 +54,15 @@ def spiking_step(x, v_in, prm, charge, hard, v_out, s_out, pooled, C, H, W):
     maximum of each 2x2 window. Returns the number of non-finite potentials.
     """
     n, N = x.shape
-    vth = prm[P_VTH]
-    vreset = prm[P_VRESET]
-    k = prm[P_K]
-    leak = prm[P_LEAK]
-    one = prm[P_ONE]
-    zero = prm[P_ZERO]
-    is_if = charge == CHARGE_IF
-    is_decay_input = charge == CHARGE_LIF_DECAY_INPUT
+    vth, vreset, k, leak, one, zero, is_if, is_decay_input = forward_constants(prm, charge)
     pool = pooled.shape[0] > 0
     H2, W2 = H // 2, W // 2
     bad = 0
     for i in range(n):
-        v = v_out[i]
-        if v_in.shape[0] == 0:
-            v[:] = leak
-        else:
-            v[:] = v_in[i]
+        v = _start_row(v_out, v_in, i, leak)
         st = s_out[0] if pool else s_out[i]
         _forward_row(x[i], st, st, v, N, k, leak, vth, vreset, one, zero, is_if, is_decay_input, hard, False)
-        for j in range(N):
-            bad += (v[j] - v[j]) != zero
+        bad += _non_finite(v, zero)
         if pool:
             for c in range(C):
                 for a in range(H2):
@@ -87,12 +83,7 @@ def integrator_step(x, v_in, decay, out, v_out):
     zero = d - d
     bad = 0
     for i in range(n):
-        v = v_out[i]
-        if v_in.shape[0] == 0:
-            v[:] = zero
-        else:
-            v[:] = v_in[i]
+        v = _start_row(v_out, v_in, i, zero)
         _integrate_row(x[i], out[i], v, N, d)
-        for j in range(N):
-            bad += (v[j] - v[j]) != zero
+        bad += _non_finite(v, zero)
     return bad

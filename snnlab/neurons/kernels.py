@@ -169,6 +169,13 @@ def _forward_row(xt, st, ht, v, n, k, leak, vth, vreset, one, zero, is_if, is_de
         v[j] = (reset if spike else h) + (h - h)
 
 
+@njit(inline="always", cache=True)
+def forward_constants(prm, charge):
+    """``(vth, vreset, k, leak, one, zero, is_if, is_decay_input)`` from the parameter vector, typed."""
+    return (prm[P_VTH], prm[P_VRESET], prm[P_K], prm[P_LEAK], prm[P_ONE], prm[P_ZERO], charge == CHARGE_IF,
+            charge == CHARGE_LIF_DECAY_INPUT)
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def spiking_forward(x, v0, prm, charge, hard, s_out, h_out, v_out, store_h, block):
     """IF / LIF / PLIF forward over ``x[T, N]`` from the potentials ``v0[N]`` (empty: all ``V_leak``).
@@ -179,14 +186,7 @@ def spiking_forward(x, v0, prm, charge, hard, s_out, h_out, v_out, store_h, bloc
     overflow); the caller raises on any (snnlab's NaN policy), so it costs no extra memory pass.
     """
     T, N = x.shape
-    vth = prm[P_VTH]
-    vreset = prm[P_VRESET]
-    k = prm[P_K]
-    leak = prm[P_LEAK]
-    one = prm[P_ONE]
-    zero = prm[P_ZERO]
-    is_if = charge == CHARGE_IF
-    is_decay_input = charge == CHARGE_LIF_DECAY_INPUT
+    vth, vreset, k, leak, one, zero, is_if, is_decay_input = forward_constants(prm, charge)
     nblk = (N + block - 1) // block
     bad = 0
     for b in prange(nblk):
