@@ -30,10 +30,15 @@ rule's per-step form does the offline rule's arithmetic on running sums.
 
 Cost per step beyond the network: one softmax and one Numba call (fused), or a few small tensor
 operations (other rules); and, only at steps where some sample exits or joins, one ``index_select``
-of the input and of each neuron state (and one concatenation when samples join). A model whose class
-defines ``step(x_t)`` (:meth:`AtsnVGG.step <snnlab.models.atsn_vgg.AtsnVGG.step>`) is run through it,
-which skips the per-module set-up of a multi-step call; :func:`fixed_inference` with
-``step_by_step=True`` runs the same loop without exits.
+of the input and of each neuron state (and one concatenation when samples join).
+
+**The network's step** runs through a stepper (:mod:`snnlab.inference.stepper`): for a chain of
+conv/BN/linear/LIF/pooling/integrator layers (a model with ``step_layers()``, e.g. ATSN's network)
+the fast :class:`~snnlab.inference.stepper.LayerStepper`, which runs the stateless front of a static
+image (the layers before the first neuron) once per sample, batched over the slots, and each neuron
+layer with its pooling as one Numba call, bit-identical to the module path (tested); otherwise the
+model's ``step(x_t)`` if its class defines one, else ``model(x_t[None])[0]``, with the neuron
+modules' own states. :func:`fixed_inference` with ``step_by_step=True`` runs the same loop without exits.
 """
 
 from __future__ import annotations
