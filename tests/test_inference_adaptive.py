@@ -350,6 +350,18 @@ def test_step_with_bad_input_raises(batch):
         net.step(x)
 
 
+def test_targets_are_read_against_the_one_call_path():
+    from snnlab.bench.adaptive import targets
+
+    def row(rule, b, work, one_call, stepwise):
+        return {"rule": rule, "batch_size": b, "sample_steps": work, "adaptive_over_fixed": one_call,
+                "adaptive_over_fixed_cpu": one_call, "adaptive_over_fixed_stepwise": stepwise}
+    verdicts = targets([row("default", 16, 0.9, 2.0, 2.0),       # > 70 % of the work: no target
+                        row("half", 16, 0.5, 0.79, 0.9), row("half", 64, 0.5, 0.85, 0.6)])
+    assert [(v["batch_size"], v["met"], v["met_against_stepwise"]) for v in verdicts] == [(16, True, False),
+                                                                                           (64, False, True)]
+
+
 def test_per_step_cost_fit_recovers_a_line():
     from snnlab.bench.adaptive import per_step_cost
 
@@ -515,3 +527,87 @@ def test_exit_kernel_against_a_hand_example():
     bad = np.array([[np.nan, 0.0]], dtype=np.float32)
     assert confidence_exit_step(bad, p3, total, alive, tstep, levels, outputs, steps, predictions, keep,
                                 False, True) == -1
+
+
+# --- the fast per-step path (LayerStepper) --------------------------------------------------------
+
+
+def _drive(stepper, x, kind, script):
+    """Run ``script`` (("step",) / ("keep", rows) / ("add", sample indices)) on ``stepper``; each row's
+    frame is its own step (events). Returns every step's outputs."""
+    import numpy as np
+
+    alive, tstep, outs = [], [], []
+    for action in script:
+        if action[0] == "add":
+            stepper.add(x, action[1].start, action[1].stop)
+            alive += list(action[1])
+            tstep += [0] * len(action[1])
+        elif action[0] == "keep":
+            rows = np.array(action[1], dtype=np.int64)
+            stepper.keep(rows)
+            alive, tstep = [alive[r] for r in rows], [tstep[r] for r in rows]
+        else:
+            frames = None if kind == "static" else x[torch.tensor(alive), torch.tensor(tstep)]
+            outs.append(stepper.step(frames).clone())
+            tstep = [t + 1 for t in tstep]
+    return outs
+
+
+_SCRIPT = [("add", range(10)), ("step",), ("keep", [0, 2, 3, 7, 9]), ("step",), ("add", range(10, 14)),
+           ("step",), ("keep", []), ("add", range(14, 17)), ("step",), ("keep", [2, 0]), ("step",)]
+
+
+@pytest.mark.parametrize("kind", ["static", "events"])
+@pytest.mark.parametrize("output,bn,ahead", [("integrator", True, 0), ("linear", False, 6)])
+def test_layer_stepper_equals_the_module_path_bit_for_bit(kind, output, bn, ahead):
+    from snnlab.inference.stepper import LayerStepper, ModuleStepper
+    from snnlab.neurons import StatefulNode
+
+    net = _net(output, bn=bn)
+    g = torch.Generator().manual_seed(11)
+    x = torch.rand(17, 1, 8, 8, generator=g) * 3 if kind == "static" else torch.rand(17, 4, 1, 8, 8, generator=g) * 3
+    fast = LayerStepper.build(net, x, kind)
+    assert fast is not None
+    fast.ahead = ahead                    # the front may run on samples that join later
+    reset_model(net)
+    slow = ModuleStepper(net, [m for m in net.modules() if isinstance(m, StatefulNode)], kind)
+    expected = _drive(slow, x, kind, _SCRIPT)
+    reset_model(net)
+    got = _drive(fast, x, kind, _SCRIPT)
+    assert all(m.v is None for m in net.modules() if isinstance(m, StatefulNode))  # states of its own
+    assert [tuple(o.shape) for o in got] == [tuple(o.shape) for o in expected]
+    assert all(torch.equal(a, b) for a, b in zip(got, expected))
+    # and the whole sequence equals one multi-step call of the model
+    full, _ = fixed_inference(net, x, T=4, kind=kind)
+    stepwise, _ = fixed_inference(net, x, T=4, kind=kind, step_by_step=True)
+    assert torch.equal(stepwise, full)
+
+
+def test_layer_stepper_only_where_it_is_exact(batch):
+    from snnlab.inference.stepper import LayerStepper
+
+    net = _net()
+    assert LayerStepper.build(net, batch, "static") is not None
+    assert LayerStepper.build(net, batch.double(), "static") is None            # float64: module path
+    assert LayerStepper.build(net, batch[:, :, :4], "static") is None           # wrong shape: module path's error
+    handle = net.classifier.register_forward_hook(lambda *a: None)
+    assert LayerStepper.build(net, batch, "static") is None                     # hooks see module calls
+    handle.remove()
+    net.features[1].backend = "torch"
+    assert LayerStepper.build(net, batch, "static") is None
+    net.features[1].backend = "auto"
+    assert LayerStepper.build(net.train(), batch, "static") is None
+    assert LayerStepper.build(nn.Sequential(nn.Linear(64, 10)).eval(), batch, "static") is None  # no step_layers
+
+
+def test_layer_stepper_rejects_non_finite_input(batch):
+    from snnlab.inference.stepper import LayerStepper
+
+    net = _net()
+    bad = batch.clone()
+    bad[3, 0, 2, 2] = float("nan")
+    stepper = LayerStepper.build(net, bad, "static")
+    stepper.add(bad, 0, len(bad))
+    with pytest.raises(ValueError, match="non-finite"):
+        stepper.step()

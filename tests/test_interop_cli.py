@@ -67,6 +67,16 @@ def test_export_errors_say_what_was_expected(run_dir, tmp_path, capsys):
     assert main(["export", "--checkpoint", str(tmp_path / "junk.pt"), "--dt", "1e-3", "-o", str(tmp_path / "a.nir")]) == 2
     err = capsys.readouterr().err
     assert "junk.pt" in err and "expected a checkpoint snnlab wrote" in err and err.count("\n") == 1
+    torch.save(build_model("spiking_cnn", num_classes=10, input_shape=(1, 8, 8), T=2).state_dict(), tmp_path / "bare.pt")
+    assert main(["export", "--checkpoint", str(tmp_path / "bare.pt"), "--dt", "1e-3", "-o", str(tmp_path / "a.nir")]) == 2
+    err = capsys.readouterr().err
+    assert "bare state_dict" in err and "expected a `snnlab train` checkpoint" in err
+    state = torch.load(ckpt, weights_only=False)
+    state["config"]["model_options"] = {**state["config"]["model_options"], "channels": (8, 8)}
+    torch.save(state, tmp_path / "changed.pt")
+    assert main(["export", "--checkpoint", str(tmp_path / "changed.pt"), "--dt", "1e-3", "-o", str(tmp_path / "a.nir")]) == 2
+    err = capsys.readouterr().err
+    assert "do not fit model 'spiking_cnn'" in err and "snnlab.interop.to_nir" in err
     with pytest.raises(SystemExit):
         main(["export", "--checkpoint", ckpt, "--format", "onnx", "--dt", "1e-3", "-o", str(tmp_path / "a.nir")])
     mlf_run = tmp_path / "mlf"

@@ -129,15 +129,23 @@ def test_targets_divide_the_fastest_peer_by_snnlabs_best():
     result = {"workload_a": {"results": a_results, "roofline": {"forward_backward": _timing(0.4)}},
               "workload_b": {"by_n": {"8": {"results": b_results, "linear_only": {"forward_backward": _timing(0.8),
                                                                                     "forward": _timing(0.3)}}}}}
+    every_peer = {bench.config_name(lib, c): {"forward_backward": _timing(20.0), "forward": _timing(20.0)}
+                  for lib in ("spikingjelly", "snntorch", "norse") for c in (False, True)}
+    a_results = {**every_peer, **a_results}
+    b_results = {**every_peer, **b_results}
+    result = {"workload_a": {"results": a_results, "roofline": {"forward_backward": _timing(0.4)}},
+              "workload_b": {"by_n": {"8": {"results": b_results, "linear_only": {"forward_backward": _timing(0.8),
+                                                                                    "forward": _timing(0.3)}}}}}
     goals = bench.targets(result)
     a = goals["a_forward_backward_over_best_peer_at_least_2.5"]
     # snnlab-torch is not a peer; the fastest peer is SpikingJelly compiled (3.0), snnlab's best is compiled (1.0)
     assert (a["value"], a["met"], a["best_peer"], a["snnlab_config"]) == (3.0, True, "spikingjelly+compile", "snnlab+compile")
+    assert a["status"] == "met" and "missing_peers" not in a
     assert a["snnlab_eager_value"] == 1.5
     roof = goals["a_forward_backward_within_2x_of_copy_roofline"]
-    assert roof["value"] == pytest.approx(2.5) and roof["met"] is False
+    assert roof["value"] == pytest.approx(2.5) and roof["met"] is False and roof["status"] == "missed"
     fb, f = goals["b_n8_forward_backward_over_best_peer_at_least_1.5"], goals["b_n8_forward_over_best_peer_at_least_1.5"]
-    assert (fb["value"], fb["met"]) == (pytest.approx(1.2), False) and (f["value"], f["met"]) == (pytest.approx(1.8), True)
+    assert (fb["value"], fb["status"]) == (pytest.approx(1.2), "missed") and (f["value"], f["status"]) == (pytest.approx(1.8), "met")
     notes = bench.where_the_time_goes(result, goals)
     assert set(notes) == {"a_forward_backward_within_2x_of_copy_roofline", "b_n8_forward_backward_over_best_peer_at_least_1.5"}
     # the Linear takes 0.8 of snnlab's 1.0 s; a free neuron would give at most 1.2 / 0.8 = 1.5x
@@ -145,7 +153,54 @@ def test_targets_divide_the_fastest_peer_by_snnlabs_best():
     assert "1.5x" in notes["b_n8_forward_backward_over_best_peer_at_least_1.5"]
     nobody = bench.targets({"workload_a": {"results": {"snnlab": {"forward_backward": _timing(1.0)}},
                                            "roofline": {"forward_backward": _timing(1.0)}}})
-    assert "skipped" in nobody["a_forward_backward_over_best_peer_at_least_2.5"]
+    alone = nobody["a_forward_backward_over_best_peer_at_least_2.5"]
+    assert alone["status"] == "incomplete" and alone["met"] is None and alone["reason"] == "no peer measured"
+    assert set(alone["missing_peers"]) == {"spikingjelly", "spikingjelly+compile", "snntorch", "snntorch+compile",
+                                           "norse", "norse+compile"}
+
+
+def test_a_failed_or_missing_peer_makes_a_target_incomplete_not_met():
+    """snnlab beats every peer that ran, but one peer timed out and one is not installed: no verdict."""
+    results = {"snnlab": {"train_step": _timing(1.0)}, "spikingjelly": {"train_step": _timing(5.0)},
+               "snntorch": {"train_step": _timing(6.0)}, "snntorch+compile": {"train_step": _timing(4.0)},
+               "spikingjelly+compile": {"error": "timed out after 3600 s"}}
+    run = {"workload_d": {"results": results},
+           "libraries": {"snnlab": {"available": True}, "spikingjelly": {"available": True},
+                         "snntorch": {"available": True}},
+           "settings": {"modes": ["eager", "compiled"]}}
+    d = bench.targets(run)["d_train_step_over_best_peer_at_least_1.5"]
+    assert d["status"] == "incomplete" and d["met"] is None and d["met_among_measured"] is True
+    assert d["missing_peers"] == {"spikingjelly+compile": "failed: timed out after 3600 s"}  # Norse is no peer of (d)
+    assert "spikingjelly+compile" in d["status_note"] and d["value"] == 4.0
+    assert "d_train_step_over_best_peer_at_least_1.5" not in bench.where_the_time_goes(run, {"d_train_step_over_best_peer_at_least_1.5": d})
+    a_run = {"workload_a": {"results": {k: {"forward_backward": v["train_step"]} for k, v in results.items()
+                                        if "error" not in v}, "roofline": {}},
+             "libraries": {"norse": {"available": False, "reason": "No module named 'norse'"}, "spikingjelly": {},
+                           "snntorch": {}},
+             "settings": {"modes": ["eager"]}}
+    a = bench.targets(a_run)["a_forward_backward_over_best_peer_at_least_2.5"]
+    assert a["status"] == "incomplete"
+    assert a["missing_peers"]["norse"].startswith("not installed: No module named 'norse'")
+    assert a["missing_peers"]["spikingjelly+compile"] == "not selected (--modes)"
+
+
+def test_run_marks_targets_incomplete_when_a_peer_process_fails(monkeypatch):
+    """The whole command with fake measurement processes: a peer's process fails, so no target says met."""
+    def fake_spawn(spec, timeout):
+        if spec["library"] == "snntorch" and spec["compiled"]:
+            return {"error": "RuntimeError: inductor failed"}
+        seconds = 1.0 if spec["library"] in ("snnlab", "linear-only") else 10.0
+        phases = {p: {"min_s": seconds, "median_s": seconds, "repeats": 1} for p in ("forward", "backward", "forward_backward")}
+        return {"result": phases, "load_average_1m": [0.0, 0.0], "pid": 1}
+
+    monkeypatch.setattr(bench, "_spawn", fake_spawn)
+    monkeypatch.setattr(bench, "availability", lambda lib: {"available": True, "version": "0"})
+    out = bench.run(_args(workloads="b", libraries="snnlab,spikingjelly,snntorch,norse", modes="eager,compiled"))
+    goals = [g for k, g in out["targets"].items() if k.startswith("b_")]
+    assert goals and all(g["status"] == "incomplete" and g["met"] is None for g in goals)
+    assert all(set(g["missing_peers"]) == {"snntorch+compile"} for g in goals)
+    assert all("inductor failed" in g["missing_peers"]["snntorch+compile"] for g in goals)
+    assert out["where_the_time_goes"] == {}
 
 
 # ------------------------------------------------------------------------------------------------

@@ -16,8 +16,13 @@ is replaced by the next waiting one), so all three compute at most B samples per
 
 Target (issue 20): whenever adaptive inference computes at most 70 % of the sample-steps, it takes at
 most 80 % of the fixed-T wall-clock, at every batch size timed (:func:`targets`). Fixed T is the
-per-step loop without exits (the issue's baseline: the same network calls, so the comparison isolates
-the exit mechanism); the same test against the one-call fixed-T path is reported next to it.
+one-call path (what a user would otherwise run); the same test against the per-step loop without
+exits (the same steps, so it isolates the exit mechanism) is reported next to it.
+
+Both per-step paths run through :func:`snnlab.inference.stepper.make_stepper`: for this network the
+fast :class:`~snnlab.inference.stepper.LayerStepper` (the conv front of a static image once per
+sample, each neuron layer with its pooling in one Numba call, reused buffers; bit-identical to the
+module path), so ``fixed_stepwise`` is the same fast loop without exits.
 
 Two rules: the paper's default ``ConfidenceExit(0.999, 0.999)``, and the same rule with the CL_init
 whose offline mean exit step is closest to T/2 (chosen from the stored outputs of a fixed-T run),
@@ -118,17 +123,18 @@ def per_step_cost(rows: list[dict], T: int, rule: str = "default") -> dict:
 
 def targets(rows: list[dict]) -> list[dict]:
     """One verdict per row of :func:`measure` that computes at most :data:`WORK_LIMIT` of the
-    sample-steps: adaptive time at most :data:`TIME_LIMIT` of the per-step fixed-T loop (``met``,
-    the issue's target) and of the one-call fixed-T path (``met_against_one_call``)."""
+    sample-steps: adaptive time at most :data:`TIME_LIMIT` of the one-call fixed-T path (``met``,
+    the issue's target) and of the per-step fixed-T loop (``met_against_stepwise``)."""
     out = []
     for r in rows:
         if r["sample_steps"] > WORK_LIMIT:
             continue
         out.append({"rule": r["rule"], "batch_size": r["batch_size"], "sample_steps": r["sample_steps"],
-                    "adaptive_over_fixed_stepwise": r["adaptive_over_fixed_stepwise"],
-                    "met": r["adaptive_over_fixed_stepwise"] <= TIME_LIMIT,
                     "adaptive_over_fixed": r["adaptive_over_fixed"],
-                    "met_against_one_call": r["adaptive_over_fixed"] <= TIME_LIMIT,
+                    "met": r["adaptive_over_fixed"] <= TIME_LIMIT,
+                    "adaptive_over_fixed_cpu": r["adaptive_over_fixed_cpu"],
+                    "adaptive_over_fixed_stepwise": r["adaptive_over_fixed_stepwise"],
+                    "met_against_stepwise": r["adaptive_over_fixed_stepwise"] <= TIME_LIMIT,
                     "network_calls": r.get("network_calls")})
     return out
 
@@ -161,6 +167,7 @@ def run(args: argparse.Namespace) -> dict:
     from snnlab.inference.ablation import train_variant
     from snnlab.models.atsn_vgg import load_atsn_vgg
 
+    load_at_start = os.getloadavg()[0]
     quick = bool(getattr(args, "quick", False))
     T, repeats, batch_sizes = args.T, args.repeats, list(args.batch_sizes)
     if any(b < 0 for b in batch_sizes):
@@ -185,10 +192,10 @@ def run(args: argparse.Namespace) -> dict:
     verdicts = targets(rows)
     return {
         "targets": {"goal": f"where adaptive inference computes <= {WORK_LIMIT:.0%} of the sample-steps, it takes "
-                            f"<= {TIME_LIMIT:.0%} of the fixed-T wall-clock (fixed T: the per-step loop without exits; "
-                            f"the one-call path is reported as met_against_one_call)",
+                            f"<= {TIME_LIMIT:.0%} of the fixed-T wall-clock (fixed T: all T steps in one multi-step "
+                            f"call; the per-step loop without exits is reported as met_against_stepwise)",
                     "rows": verdicts, "met": bool(verdicts) and all(v["met"] for v in verdicts),
-                    "load_average_1m": os.getloadavg()[0]},
+                    "load_average_1m": os.getloadavg()[0], "load_average_at_start": load_at_start},
         "network": model.options, "trained_here": not args.model, "T": T, "images": len(x),
         "threads": args.threads, "repeats": repeats, "quick": quick,
         "rules": {k: repr(r) for k, r in rules.items()},

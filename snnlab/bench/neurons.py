@@ -27,7 +27,10 @@ with compilation, is reported on its own). Ratios compare figures from the same 
 compiled, whichever is faster) against snnlab's best configuration (eager or compiled; the eager
 ratio is given too): (a) forward + backward at least 2.5x and within 2x of the copy roofline; (b) at
 least 1.5x for forward + backward and for forward alone, at every n; (d) at least 1.5x for the
-training step. Each is marked met or missed; for a missed one ``where_the_time_goes`` says where.
+training step. Each is marked met or missed, or *incomplete* when a peer configuration failed, timed
+out or was not run (``missing_peers`` names each, with the reason: a verdict needs every peer, eager
+and compiled; Norse is not a peer of (d), which it cannot express); for a missed one
+``where_the_time_goes`` says where.
 
 **The one-process check.** The benchmark used to time every library in one process. That is
 measured too (workload a, eager, in both orders), and each library's one-process time is compared
@@ -381,40 +384,83 @@ def _best(results: dict, phase: str, libs) -> tuple[str | None, float | None]:
     return best
 
 
-def _target(results: dict, phase: str, goal: float, what: str) -> dict:
+def _missing_peers(results: dict, phase: str, peers, run: dict) -> dict[str, str]:
+    """The peer configurations (each of ``peers`` eager and compiled) without a ``phase`` time in
+    ``results``, each with the reason: its processes failed or timed out (their error), its library is
+    not installed, or it was not selected (``--libraries``, ``--modes``)."""
+    libraries = run.get("libraries") or {}
+    settings = run.get("settings") or {}
+    missing = {}
+    for lib in peers:
+        for compiled in (False, True):
+            name = config_name(lib, compiled)
+            entry = results.get(name)
+            if _time(entry, phase) is not None:
+                continue
+            if entry is not None:
+                missing[name] = f"failed: {entry['error']}" if "error" in entry else f"no {phase} time"
+            elif lib in libraries and not libraries[lib].get("available", True):
+                missing[name] = f"not installed: {libraries[lib].get('reason', 'unavailable')}"
+            elif libraries and lib not in libraries:
+                missing[name] = "not selected (--libraries)"
+            elif settings.get("modes") and ("compiled" if compiled else "eager") not in settings["modes"]:
+                missing[name] = "not selected (--modes)"
+            else:
+                missing[name] = "not run"
+    return missing
+
+
+def _target(results: dict, phase: str, goal: float, what: str, run: dict, peers=PEERS) -> dict:
+    """One target: ``status`` "met" or "missed" when snnlab and every peer configuration (``peers``,
+    eager and compiled) were measured; "incomplete" otherwise, naming each missing peer (``missing_peers``)
+    and giving the ratio to the best peer that was measured (``value``), which is not a verdict."""
     ours_name, ours = _best(results, phase, ("snnlab",))
-    peer_name, peer = _best(results, phase, PEERS)
+    peer_name, peer = _best(results, phase, peers)
+    missing = _missing_peers(results, phase, peers, run)
+    out: dict = {"goal": what}
     if ours is None or peer is None:
-        return {"goal": what, "skipped": "snnlab or every peer library not measured"}
-    eager = _time(results.get("snnlab"), phase)
-    return {"goal": what, "value": peer / ours, "met": peer / ours >= goal, "snnlab_config": ours_name,
-            "snnlab_s": ours, "best_peer": peer_name, "best_peer_s": peer,
-            "snnlab_eager_value": (peer / eager) if eager else None}
+        out.update(status="incomplete", met=None, value=None,
+                   reason="snnlab not measured" if ours is None else "no peer measured")
+    else:
+        eager = _time(results.get("snnlab"), phase)
+        out.update(value=peer / ours, snnlab_config=ours_name, snnlab_s=ours, best_peer=peer_name, best_peer_s=peer,
+                   snnlab_eager_value=(peer / eager) if eager else None)
+        if missing:
+            out.update(status="incomplete", met=None, met_among_measured=peer / ours >= goal)
+        else:
+            out.update(status="met" if peer / ours >= goal else "missed", met=peer / ours >= goal)
+    if missing:
+        out["missing_peers"] = missing
+        out["status_note"] = ("incomplete: no verdict without " + ", ".join(sorted(missing)) +
+                              " (" + "; ".join(f"{k}: {v}" for k, v in sorted(missing.items())) + ")")
+    return out
 
 
 def targets(result: dict) -> dict:
-    """Every target of issue 20 from a run's JSON: value, met or missed, and the configurations compared."""
+    """Every target of issue 20 from a run's JSON: value, status (met, missed, or incomplete when a peer
+    configuration failed, timed out or was not run, which it names) and the configurations compared."""
     out: dict[str, dict] = {}
     a = result.get("workload_a")
     if a:
         out["a_forward_backward_over_best_peer_at_least_2.5"] = _target(
-            a["results"], "forward_backward", 2.5, "(a) forward + backward >= 2.5x the best peer")
+            a["results"], "forward_backward", 2.5, "(a) forward + backward >= 2.5x the best peer", result)
         name, ours = _best(a["results"], "forward_backward", ("snnlab",))
         roof = _time(a["roofline"], "forward_backward")
         if ours and roof:
             out["a_forward_backward_within_2x_of_copy_roofline"] = {
                 "goal": "(a) forward + backward <= 2x the copy roofline", "value": ours / roof, "met": ours / roof <= 2.0,
-                "snnlab_config": name}
+                "status": "met" if ours / roof <= 2.0 else "missed", "snnlab_config": name}
     b = result.get("workload_b")
     if b:
         for n, entry in b["by_n"].items():
             for phase, label in (("forward_backward", "forward + backward"), ("forward", "forward alone")):
                 out[f"b_n{n}_{phase}_over_best_peer_at_least_1.5"] = _target(
-                    entry["results"], phase, 1.5, f"(b) n={n}: {label} >= 1.5x the best peer")
+                    entry["results"], phase, 1.5, f"(b) n={n}: {label} >= 1.5x the best peer", result)
     d = result.get("workload_d")
     if d:
         out["d_train_step_over_best_peer_at_least_1.5"] = _target(
-            d["results"], "train_step", 1.5, "(d) training step >= 1.5x the best peer")
+            d["results"], "train_step", 1.5, "(d) training step >= 1.5x the best peer", result,
+            peers=tuple(p for p in PEERS if p in _D_LIBRARIES))
     return out
 
 
@@ -430,7 +476,7 @@ def where_the_time_goes(result: dict, goals: dict) -> dict:
     """For each missed target, where the time goes (computed from the run's own measurements)."""
     notes: dict[str, str] = {}
     for key, t in goals.items():
-        if t.get("met", True):
+        if t.get("status") != "missed":
             continue
         if key.startswith("a_"):
             r = result["workload_a"]["results"].get(t.get("snnlab_config") or "snnlab", {})

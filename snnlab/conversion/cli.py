@@ -28,6 +28,8 @@ __all__ = ["register"]
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
+    from snnlab.training.rundir import add_run_options
+
     g = p.add_argument_group("the ANN")
     g.add_argument("--dataset", default="digits", help="static-image data set: digits (default), cifar10, cifar100")
     g.add_argument("--data-option", action="append", metavar="KEY=VALUE",
@@ -63,12 +65,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     f.add_argument("--no-train-bn", action="store_true", help="fine-tune the thresholds only")
     r = p.add_argument_group("run")
     r.add_argument("--out-dir", default=None, help="ann.pt, snn-<kind>.pt, result.json go here (resumable)")
-    r.add_argument("--resume", action="store_true",
-                   help="continue the run in --out-dir (an error if it holds none)")
-    r.add_argument("--resume-if-exists", action="store_true",
-                   help="continue the run in --out-dir if there is one, else start (a job that may be killed)")
-    r.add_argument("--overwrite", action="store_true",
-                   help="start again in --out-dir; the old run moves to OUT_DIR/previous/<time>/ (nothing is deleted)")
+    add_run_options(r, "conversion run")
     r.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (default cpu)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--batch-size", type=int, default=256, help="evaluation batch size")

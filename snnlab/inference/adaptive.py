@@ -30,10 +30,15 @@ rule's per-step form does the offline rule's arithmetic on running sums.
 
 Cost per step beyond the network: one softmax and one Numba call (fused), or a few small tensor
 operations (other rules); and, only at steps where some sample exits or joins, one ``index_select``
-of the input and of each neuron state (and one concatenation when samples join). A model whose class
-defines ``step(x_t)`` (:meth:`AtsnVGG.step <snnlab.models.atsn_vgg.AtsnVGG.step>`) is run through it,
-which skips the per-module set-up of a multi-step call; :func:`fixed_inference` with
-``step_by_step=True`` runs the same loop without exits.
+of the input and of each neuron state (and one concatenation when samples join).
+
+**The network's step** runs through a stepper (:mod:`snnlab.inference.stepper`): for a chain of
+conv/BN/linear/LIF/pooling/integrator layers (a model with ``step_layers()``, e.g. ATSN's network)
+the fast :class:`~snnlab.inference.stepper.LayerStepper`, which runs the stateless front of a static
+image (the layers before the first neuron) once per sample, batched over the slots, and each neuron
+layer with its pooling as one Numba call, bit-identical to the module path (tested); otherwise the
+model's ``step(x_t)`` if its class defines one, else ``model(x_t[None])[0]``, with the neuron
+modules' own states. :func:`fixed_inference` with ``step_by_step=True`` runs the same loop without exits.
 """
 
 from __future__ import annotations
@@ -47,7 +52,8 @@ from torch import nn
 
 from snnlab.checks import check_choice, check_tensor, check_timesteps
 from snnlab.inference.exit_rule import ExitRule, keeps_rule_of
-from snnlab.neurons import BaseNode, MLFNode, NonSpikingIntegrator, StatefulNode
+from snnlab.inference.stepper import make_stepper, rest_value, select_states
+from snnlab.neurons import StatefulNode
 from snnlab.training.traces import reset_traces
 
 __all__ = ["AdaptiveResult", "select_samples", "step_input", "adaptive_inference", "fixed_inference",
@@ -56,44 +62,11 @@ __all__ = ["AdaptiveResult", "select_samples", "step_input", "adaptive_inference
 
 def select_samples(model: nn.Module, keep: torch.Tensor) -> None:
     """Keep only the samples ``keep`` (int64 indices into the batch) in every neuron's state."""
-    _select_states(_stateful_nodes(model), keep)
+    select_states(_stateful_nodes(model), keep)
 
 
 def _stateful_nodes(model: nn.Module) -> list[StatefulNode]:
     return [m for m in model.modules() if isinstance(m, StatefulNode)]
-
-
-def _select_states(nodes: list[StatefulNode], keep: torch.Tensor) -> None:
-    if keep.dtype != torch.long or keep.dim() != 1:
-        raise ValueError(f"keep must be a 1-D int64 tensor of batch indices, got {keep.dtype} {tuple(keep.shape)}.")
-    for m in nodes:
-        if m.v is not None:
-            m.v = m.v.index_select(_batch_dim(m), keep)
-
-
-def _batch_dim(node: StatefulNode) -> int:
-    return 1 if isinstance(node, MLFNode) else 0
-
-
-def _rest_value(node: StatefulNode) -> float | None:
-    """The potential a fresh state starts at (what the neuron operations fill in for ``v=None``):
-    ``v_reset``, or 0 for a soft reset, for spiking neurons (every MLF level too); 0 for the
-    integrator; None for a state snnlab does not know how to start."""
-    if isinstance(node, BaseNode):
-        return float(node.params.leak_target)
-    if isinstance(node, NonSpikingIntegrator):
-        return 0.0
-    return None
-
-
-def _add_fresh_rows(nodes: list[StatefulNode], count: int) -> None:
-    """Append ``count`` samples at rest to every neuron state (new samples joining the batch)."""
-    for m in nodes:
-        if m.v is not None:
-            dim = _batch_dim(m)
-            shape = list(m.v.shape)
-            shape[dim] = count
-            m.v = torch.cat([m.v, m.v.new_full(shape, _rest_value(m))], dim)
 
 
 def step_input(x: torch.Tensor, t: int, kind: str) -> torch.Tensor:
@@ -102,18 +75,6 @@ def step_input(x: torch.Tensor, t: int, kind: str) -> torch.Tensor:
     if kind == "static":
         return x[None]
     return x[:, t][None]
-
-
-def _stepper(model: nn.Module, kind: str):
-    """``(xs, t) -> [B, C]``: one timestep of ``model``. A model whose class defines ``step(x_t)``
-    (one timestep ``[B, ...] -> [B, C]`` continuing its state, e.g. :meth:`AtsnVGG.step
-    <snnlab.models.atsn_vgg.AtsnVGG.step>`) runs through it; any other through ``model(x_t[None])[0]``."""
-    if callable(getattr(type(model), "step", None)):
-        step = model.step
-        if kind == "static":
-            return lambda xs, t: step(xs)
-        return lambda xs, t: step(xs[:, t])
-    return lambda xs, t: model(step_input(xs, t, kind))[0]
 
 
 @dataclass
@@ -221,7 +182,7 @@ def adaptive_inference(model: nn.Module, x: torch.Tensor, rule: ExitRule, *, T: 
     reset()
     nodes = [m for m in modules if isinstance(m, StatefulNode)]
     try:
-        if _fused_rule(rule) and all(_rest_value(m) is not None for m in nodes):
+        if _fused_rule(rule) and all(rest_value(m) is not None for m in nodes):
             return _fused_inference(model, x, rule, T, kind, slots, nodes)
         parts = []
         for lo in range(0, B, slots):
@@ -241,13 +202,6 @@ def adaptive_inference(model: nn.Module, x: torch.Tensor, rule: ExitRule, *, T: 
             model.train(was_training)
 
 
-def _one_step(model: nn.Module):
-    """``x_t [B, ...] -> [B, C]``: the model's ``step`` if its class defines one, else a module call."""
-    if callable(getattr(type(model), "step", None)):
-        return model.step
-    return lambda xt: model(xt[None])[0]
-
-
 def _fused_inference(model: nn.Module, x: torch.Tensor, rule, T: int, kind: str, slots: int,
                      nodes: list[StatefulNode]) -> AdaptiveResult:
     """:func:`adaptive_inference` for ATSN's confidence exit: the fused exit step and batch slots."""
@@ -255,10 +209,10 @@ def _fused_inference(model: nn.Module, x: torch.Tensor, rule, T: int, kind: str,
     from snnlab.inference.exit_kernel import confidence_exit_step
 
     B = x.shape[0]
-    step = _one_step(model)
     levels = confidence_levels(T, rule.cl_init, rule.tau_cl).numpy()
     reads_cumulative, predict_cumulative = rule.reads == "cumulative", rule.predict == "cumulative"
     start = time.perf_counter()
+    stepper = make_stepper(model, nodes, x, kind, slots)
     steps = np.full(B, T, dtype=np.int64)
     predictions = np.zeros(B, dtype=np.int64)
     alive = np.arange(slots, dtype=np.int64)         # rows -> samples; rows [0, n) are running
@@ -266,14 +220,14 @@ def _fused_inference(model: nn.Module, x: torch.Tensor, rule, T: int, kind: str,
     keep = np.empty(slots, dtype=np.int64)
     total = outputs = None
     n, waiting = slots, slots                        # running rows; next sample to join
-    xs = x[:slots] if kind == "static" else None
     active: list[int] = []
-    network = 0.0
+    tick = time.perf_counter()
+    stepper.add(x, 0, slots)
+    network = time.perf_counter() - tick
     while n:
-        rows = torch.from_numpy(alive[:n])
-        xt = xs if kind == "static" else x[rows, torch.from_numpy(tstep[:n])]
+        frames = None if kind == "static" else x[torch.from_numpy(alive[:n]), torch.from_numpy(tstep[:n])]
         tick = time.perf_counter()
-        out = step(xt)                               # [n, C]
+        out = stepper.step(frames)                   # [n, C]
         network += time.perf_counter() - tick
         if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[1] < 2:
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
@@ -291,25 +245,17 @@ def _fused_inference(model: nn.Module, x: torch.Tensor, rule, T: int, kind: str,
         joining = min(slots - n_keep, B - waiting)
         if n_keep == n and not joining:
             continue
-        if n_keep == 0:                              # every running sample left: a fresh state
-            for m in nodes:
-                m.v = None
-            if kind == "static":
-                xs = x[:0]
-        elif n_keep < n:
-            kept = torch.from_numpy(keep[:n_keep].copy())
-            _select_states(nodes, kept)
-            if kind == "static":
-                xs = xs.index_select(0, kept)
+        if n_keep < n:
+            stepper.keep(keep[:n_keep].copy())
         if joining:
             alive[n_keep:n_keep + joining] = np.arange(waiting, waiting + joining)
             tstep[n_keep:n_keep + joining] = 0
-            if n_keep:
-                _add_fresh_rows(nodes, joining)
-            if kind == "static":
-                xs = torch.cat([xs, x[waiting:waiting + joining]]) if n_keep else x[waiting:waiting + joining]
+            tick = time.perf_counter()
+            stepper.add(x, waiting, waiting + joining)
+            network += time.perf_counter() - tick
             waiting += joining
         n = n_keep + joining
+    stepper.clear()
     seconds = time.perf_counter() - start
     return AdaptiveResult(torch.from_numpy(steps), torch.from_numpy(predictions), outputs, active, seconds, network)
 
@@ -318,19 +264,21 @@ def _online_inference(model: nn.Module, x: torch.Tensor, rule: ExitRule, T: int,
                       nodes: list[StatefulNode]) -> AdaptiveResult:
     """:func:`adaptive_inference` of one batch through the rule's per-step form (any rule)."""
     B = x.shape[0]
-    run_step = _stepper(model, kind)
     start = time.perf_counter()
+    stepper = make_stepper(model, nodes, x, kind)
     online = rule.online(T)
     alive = None                                 # indices of the running samples (None: all B)
-    xs = x
     steps = torch.full((B,), T, dtype=torch.long)
     predictions = torch.zeros(B, dtype=torch.long)
     outputs = None
     active: list[int] = []
-    network = 0.0
+    tick = time.perf_counter()
+    stepper.add(x, 0, B)
+    network = time.perf_counter() - tick
     for t in range(T):
+        frames = None if kind == "static" else (x[:, t] if alive is None else x[:, t].index_select(0, alive))
         tick = time.perf_counter()
-        out = run_step(xs, t)                    # [B_alive, C]
+        out = stepper.step(frames)               # [B_alive, C]
         network += time.perf_counter() - tick
         if outputs is None:
             outputs = torch.full((T, B, out.shape[-1]), float("nan"), dtype=out.dtype)
@@ -357,9 +305,9 @@ def _online_inference(model: nn.Module, x: torch.Tensor, rule: ExitRule, T: int,
             break
         keep = (~done).nonzero().flatten()
         alive = keep if alive is None else alive[keep]
-        xs = xs.index_select(0, keep)
         online.select(keep)
-        _select_states(nodes, keep)
+        stepper.keep(keep.numpy())
+    stepper.clear()
     seconds = time.perf_counter() - start
     return AdaptiveResult(steps, predictions, outputs, active, seconds, network)
 
@@ -374,7 +322,6 @@ def fixed_inference(model: nn.Module, x: torch.Tensor, *, T: int, kind: str = "s
     model's ``step`` method if its class defines one).
     """
     _check_batch(model, x, T, kind)
-    run_step = _stepper(model, kind)
     modules = list(model.modules())
     was_training, switch = _eval_mode(model, modules)
     reset = _resetter(model, modules)
@@ -382,7 +329,10 @@ def fixed_inference(model: nn.Module, x: torch.Tensor, *, T: int, kind: str = "s
     try:
         start = time.perf_counter()
         if step_by_step:
-            out = torch.stack([run_step(x, t) for t in range(T)])
+            stepper = make_stepper(model, [m for m in modules if isinstance(m, StatefulNode)], x, kind)
+            stepper.add(x, 0, len(x))
+            out = torch.stack([stepper.step(None if kind == "static" else x[:, t]) for t in range(T)])
+            stepper.clear()
         else:
             seq = x[None].expand(T, *x.shape) if kind == "static" else x[:, :T].transpose(0, 1)
             out = model(seq.contiguous())

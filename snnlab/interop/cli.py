@@ -27,44 +27,11 @@ FORMATS = ("nir",)
 
 
 def load_trained_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """The network a checkpoint holds, in eval mode, and what is known about it (``kind``, settings)."""
-    from snnlab.models.atsn_vgg import _FORMAT as ATSN_FORMAT, load_atsn_vgg
-    from snnlab.training.restore import read_checkpoint
+    """The network a checkpoint holds, in eval mode, and what is known about it: the one loader of
+    ``snnlab evaluate`` (:func:`snnlab.training.restore.load_trained_model`)."""
+    from snnlab.training.restore import load_trained_model as load
 
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no checkpoint at {path}; `snnlab train --out-dir RUN` writes RUN/checkpoint.pt.")
-    # a folder, garbage or a truncated file: one CorruptFileError naming the file (snnlab.errors)
-    path, state = read_checkpoint(path, what="checkpoint")
-    if isinstance(state, dict) and state.get("format") == ATSN_FORMAT:
-        model, metadata = load_atsn_vgg(path)
-        return model, {"kind": "atsn_vgg", "options": model.options, "metadata": metadata}
-    if not (isinstance(state, dict) and "config" in state and "model" in state):
-        raise ValueError(f"{path} is neither a training checkpoint (`snnlab train` writes one with 'config' and "
-                         f"'model') nor an ATSN network file (save_atsn_vgg).")
-    config, weights = state["config"], state["model"]
-    extra = weights.get("_extra_state")
-    if isinstance(extra, dict) and extra.get("format") == "snnlab.nir/1":
-        from snnlab.interop.importer import from_nir
-
-        model = from_nir(extra["graph"], dt=extra["dt"])
-    else:
-        from snnlab.data import dataset_info
-        from snnlab.models import build_model
-
-        info = dataset_info(config["dataset"], T=config.get("T"), **(config.get("data_options") or {}))
-        options = {k: v for k, v in (config.get("model_options") or {}).items() if k != "num_classes"}
-        model = build_model(config["model"], num_classes=info["num_classes"], input_shape=info["input_shape"],
-                            T=config.get("T") or 4, **options)
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as error:
-        raise ValueError(
-            f"the weights in {path} do not fit model {config.get('model')!r} rebuilt from the checkpoint's settings "
-            f"(was it trained on a custom nn.Module? then export it in Python with snnlab.interop.to_nir): "
-            f"{str(error).splitlines()[0]}") from None
-    return model.eval(), {"kind": "training checkpoint", "model": config.get("model"), "dataset": config.get("dataset"),
-                          "epochs_done": state.get("epoch"), "T": config.get("T")}
+    return load(path, what="checkpoint")
 
 
 def _run(args: argparse.Namespace) -> int:

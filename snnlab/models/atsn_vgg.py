@@ -44,6 +44,7 @@ from snnlab.surrogate import Triangle
 __all__ = ["AtsnVGG", "SpikeMaxPool2d", "atsn_vgg", "save_atsn_vgg", "load_atsn_vgg"]
 
 _FORMAT = "snnlab.atsn_vgg/1"
+_FLATTEN = nn.Flatten().eval()
 
 
 class SpikeMaxPool2d(nn.MaxPool2d):
@@ -140,6 +141,12 @@ class AtsnVGG(nn.Module):
             x = layer.single_step_forward(x) if isinstance(layer, StatefulNode) else layer(x)
         x = self.classifier(x)
         return self.output.single_step_forward(x) if isinstance(self.output, StatefulNode) else x
+
+    def step_layers(self) -> list[nn.Module]:
+        """The layers of one timestep in order (what :meth:`step` runs, with an ``nn.Flatten`` between
+        the features and the dense part): the fast per-step path of adaptive inference compiles this
+        list (:class:`snnlab.inference.stepper.LayerStepper`)."""
+        return [*self.features, _FLATTEN, *self.hidden, self.classifier, self.output]
 
     @torch.no_grad()
     def folded(self) -> "AtsnVGG":

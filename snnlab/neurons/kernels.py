@@ -169,6 +169,13 @@ def _forward_row(xt, st, ht, v, n, k, leak, vth, vreset, one, zero, is_if, is_de
         v[j] = (reset if spike else h) + (h - h)
 
 
+@njit(inline="always", cache=True)
+def forward_constants(prm, charge):
+    """``(vth, vreset, k, leak, one, zero, is_if, is_decay_input)`` from the parameter vector, typed."""
+    return (prm[P_VTH], prm[P_VRESET], prm[P_K], prm[P_LEAK], prm[P_ONE], prm[P_ZERO], charge == CHARGE_IF,
+            charge == CHARGE_LIF_DECAY_INPUT)
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def spiking_forward(x, v0, prm, charge, hard, s_out, h_out, v_out, store_h, block):
     """IF / LIF / PLIF forward over ``x[T, N]`` from the potentials ``v0[N]`` (empty: all ``V_leak``).
@@ -179,14 +186,7 @@ def spiking_forward(x, v0, prm, charge, hard, s_out, h_out, v_out, store_h, bloc
     overflow); the caller raises on any (snnlab's NaN policy), so it costs no extra memory pass.
     """
     T, N = x.shape
-    vth = prm[P_VTH]
-    vreset = prm[P_VRESET]
-    k = prm[P_K]
-    leak = prm[P_LEAK]
-    one = prm[P_ONE]
-    zero = prm[P_ZERO]
-    is_if = charge == CHARGE_IF
-    is_decay_input = charge == CHARGE_LIF_DECAY_INPUT
+    vth, vreset, k, leak, one, zero, is_if, is_decay_input = forward_constants(prm, charge)
     nblk = (N + block - 1) // block
     bad = 0
     for b in prange(nblk):
@@ -470,6 +470,14 @@ def mlf_backward(g, gv_last, x, v0, th, prm, detach, cut, gx, gv0, block):
         gv0[:, lo:hi] = gv
 
 
+@njit(inline="always", cache=True)
+def _integrate_row(xt, ot, v, n, d):
+    for j in range(n):
+        vj = d * v[j] + xt[j]
+        ot[j] = vj
+        v[j] = vj + (vj - vj)  # NaN check, see spiking_forward (d = 0 would drop an inf)
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def integrator_forward(x, v0, decay, out, block):
     """Non-spiking, non-resetting integrator: ``V[t] = decay·V[t-1] + X[t]``, ``out[t] = V[t]``.
@@ -490,12 +498,7 @@ def integrator_forward(x, v0, decay, out, block):
         v = _initial(v0, lo, hi, zero, x.dtype)
         nb = 0
         for t in range(T):
-            xt = x[t, lo:hi]
-            ot = out[t, lo:hi]
-            for j in range(n):
-                vj = d * v[j] + xt[j]
-                ot[j] = vj
-                v[j] = vj + (vj - vj)  # NaN check, see spiking_forward (d = 0 would drop an inf)
+            _integrate_row(x[t, lo:hi], out[t, lo:hi], v, n, d)
         for j in range(n):
             nb += (v[j] - v[j]) != zero
         bad += nb

@@ -65,6 +65,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     from snnlab.models import MODELS
     from snnlab.training.losses import LOSSES
     from snnlab.training.options import OPTIMIZERS, SCHEDULES, TrainConfig
+    from snnlab.training.rundir import add_run_options
     from snnlab.training.methods import METHODS
 
     d = TrainConfig()
@@ -102,12 +103,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--seed", type=int, default=d.seed, help="in [0, 2**63 - 1]")
     r = p.add_argument_group("run")
     r.add_argument("--out-dir", default=None, help="checkpoint.pt, metrics.csv, metrics.json go here")
-    r.add_argument("--resume", action="store_true",
-                   help="continue from OUT_DIR/checkpoint.pt (an error if there is none)")
-    r.add_argument("--resume-if-exists", action="store_true",
-                   help="continue if OUT_DIR holds a checkpoint, else start fresh")
-    r.add_argument("--overwrite", action="store_true",
-                   help="start again in an OUT_DIR that holds a run: its files move to OUT_DIR/previous/<time>/")
+    add_run_options(r, "training run")
     r.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
                    help="also checkpoint every N batches inside an epoch (a kill loses at most N batches)")
     r.add_argument("--device", default=d.device, help="auto | cpu | cuda | cuda:N")

@@ -44,7 +44,7 @@ def read_checkpoint(path: str | os.PathLike, *, what: str = "checkpoint") -> tup
                                     f"--out-dir of a `snnlab train` run.")
         path = path / "checkpoint.pt"
     if not path.exists():
-        raise FileNotFoundError(f"no {what} at {path}.")
+        raise FileNotFoundError(f"no {what} at {path}; `snnlab train --out-dir RUN` writes RUN/checkpoint.pt.")
     from snnlab.files import load_torch_file
 
     # garbage, truncated or foreign files: one CorruptFileError naming the file (snnlab.errors)
@@ -82,10 +82,10 @@ def _model_from_graph(path: Path, cfg: dict, weights: dict, per_step, num_classe
     from snnlab.files import file_checksum
     from snnlab.interop import model_from_nir
 
-    extra = weights.get("_extra_state") if isinstance(weights, dict) else None
-    if isinstance(extra, dict) and extra.get("format") == "snnlab.nir/1":
+    if _carries_graph(weights):
         from snnlab.interop.importer import from_nir
 
+        extra = weights["_extra_state"]
         return from_nir(extra["graph"], dt=extra["dt"])
     graph = Path(cfg["init_from"])
     if not graph.is_file():
@@ -98,15 +98,23 @@ def _model_from_graph(path: Path, cfg: dict, weights: dict, per_step, num_classe
     return model_from_nir(graph, input_shape=per_step, num_classes=num_classes, **options)
 
 
-def load_trained_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+def _carries_graph(weights) -> bool:
+    """Whether a network's weights carry the NIR graph it was imported from (``_extra_state``)."""
+    extra = weights.get("_extra_state") if isinstance(weights, dict) else None
+    return isinstance(extra, dict) and extra.get("format") == "snnlab.nir/1"
+
+
+def load_trained_model(path: str | os.PathLike, *, device: str | torch.device = "cpu",
+                       what: str = "training checkpoint") -> tuple[nn.Module, dict]:
     """The network of a ``snnlab train`` run (a checkpoint file or the run's folder), or an ATSN
     network saved by ``save_atsn_vgg``, in eval mode on ``device``.
 
     Returns ``(model, info)`` with ``info``: ``{"path", "kind", "model", "dataset", "T",
     "data_options", "loss", "method", "epoch"}`` (what is known). A file of another kind raises a
-    ``ValueError`` naming what it is and what was expected.
+    ``ValueError`` naming what it is and what was expected; ``what`` names the file in the errors of a
+    missing or unreadable one.
     """
-    path, state = read_checkpoint(path, what="training checkpoint")
+    path, state = read_checkpoint(path, what=what)
     kind = checkpoint_kind(state)
     if kind == "train":
         from snnlab.data import dataset_info
@@ -117,7 +125,7 @@ def load_trained_model(path: str | os.PathLike, *, device: str | torch.device = 
         shape = info["input_shape"]
         per_step = tuple(shape[1:]) if info["kind"] == "events" else tuple(shape)
         options = {k: v for k, v in cfg.get("model_options", {}).items() if k != "num_classes"}
-        if cfg.get("init_from"):
+        if cfg.get("init_from") or _carries_graph(state["model"]):
             model = _model_from_graph(path, cfg, state["model"], per_step, info["num_classes"], options)
         else:
             model = build_model(cfg["model"], num_classes=info["num_classes"], input_shape=per_step, T=cfg["T"],
@@ -126,7 +134,8 @@ def load_trained_model(path: str | os.PathLike, *, device: str | torch.device = 
             model.load_state_dict(state["model"])
         except RuntimeError as error:
             raise ValueError(f"{path}: the weights do not fit model {cfg['model']!r} with options {options} "
-                             f"({str(error).splitlines()[0]}).") from None
+                             f"rebuilt from the checkpoint's settings (was it trained on a custom nn.Module? then "
+                             f"export it in Python with snnlab.interop.to_nir): {str(error).splitlines()[0]}.") from None
         meta = {"path": str(path), "kind": kind, "model": cfg["model"], "dataset": cfg["dataset"], "T": cfg["T"],
                 "data_options": dict(cfg.get("data_options", {})), "loss": cfg.get("loss"),
                 "method": cfg.get("method"), "epoch": state.get("epoch"),

@@ -213,3 +213,16 @@ def start_run(out_dir: Path, *, resume: bool, resume_if_exists: bool = False, ov
             f"again with --overwrite (moves the old run to {out_dir / PREVIOUS_DIR}/<time>/, deleting "
             f"nothing), or choose another --out-dir.")
     return start
+
+
+def add_run_options(group, what: str = "run") -> None:
+    """The flags that choose between starting and resuming a run in ``--out-dir`` (the table in the
+    module docstring), on an argparse parser or group: ``--resume``, ``--resume-if-exists``,
+    ``--overwrite``. ``snnlab train`` and ``snnlab convert`` both use it; ``what`` names the run."""
+    group.add_argument("--resume", action="store_true",
+                       help=f"continue the {what} in OUT_DIR (an error if it holds none)")
+    group.add_argument("--resume-if-exists", action="store_true",
+                       help=f"continue the {what} in OUT_DIR if there is one, else start fresh (a job that may be killed)")
+    group.add_argument("--overwrite", action="store_true",
+                       help=f"start again in an OUT_DIR that holds a {what}: its files move to OUT_DIR/previous/<time>/ "
+                            f"(nothing is deleted)")
