@@ -120,6 +120,24 @@ def test_feedback_weight_learns_from_zero_under_ottt():
     assert grads["feedback.layers.weight"].abs().sum() > 0
 
 
+def test_feedback_scale_equals_feedback_weights_multiplied_by_it_and_squares_the_sgd_step():
+    scaled, plain = _fire(_vgg("ottt_vgg_f", feedback_scale=0.1)), _fire(_vgg("ottt_vgg_f"))
+    with torch.no_grad():
+        scaled.feedback.layers.weight.normal_(0, 1.0)
+        plain.feedback.layers.weight.copy_(0.1 * scaled.feedback.layers.weight)
+    x, y = _batch(T=4)
+    with torch.no_grad():
+        assert torch.allclose(scaled(x), plain(x), atol=1e-5)
+    # the feedback's gradient is 0.1 times the plain one, and a step on it moves the output 0.1x further:
+    # in the plain network's terms an SGD step of lr·0.1² on the feedback weight
+    loss = build_loss("ottt")
+    g_scaled = compute_gradients("bptt", scaled, x, y, loss)["feedback.layers.weight"]
+    g_plain = compute_gradients("bptt", plain, x, y, loss)["feedback.layers.weight"]
+    assert g_plain.abs().sum() > 0
+    assert torch.allclose(g_scaled, 0.1 * g_plain, rtol=1e-4, atol=1e-7)
+    assert "feedback_scale=0.1" in repr(scaled)
+
+
 def test_errors():
     with pytest.raises(ValueError, match="per-step input shape"):
         OTTTVGG((8, 8), 10)
@@ -127,6 +145,10 @@ def test_errors():
         OTTTVGG((1, 4, 4), 10)
     with pytest.raises(ValueError, match="start with a conv"):
         OTTTVGG((1, 8, 8), 10, config=("A", 8))
+    with pytest.raises(ValueError, match="VGG-F"):
+        OTTTVGG((1, 8, 8), 10, feedback_scale=0.5)
+    with pytest.raises(ValueError, match="feedback_scale"):
+        OTTTVGG((1, 8, 8), 10, feedback=True, feedback_scale=0.0)
     m = _vgg()
     with pytest.raises(ValueError, match="time-major"):
         m(torch.randn(3, 4, 1, 9, 9))

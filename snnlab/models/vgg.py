@@ -18,6 +18,15 @@ from 512 to 64 channels initialised to zero, so an untrained VGG-F computes exac
 At t = 0 there is no feedback. Because the feedback's input is detached, its weight gradient is the
 instantaneous ``g_u1[t] h[t-1]^T`` rather than eq. 6's trace-based ``g_u1[t] â[t-1]^T``.
 
+``feedback_scale`` (default 1, the authors') multiplies the feedback's output: the first neuron
+receives ``first_conv(x[t]) + feedback_scale · conv_fb(up(h[t-1]))``. The weights start at zero, so
+the untrained network is unchanged; under SGD the scale multiplies the feedback's effective
+learning rate by ``feedback_scale²``. Why a small network needs it: the feedback's input is
+non-negative (γ times spikes) with a fan-in of 9 x the last layer's channels, and its weight is
+not standardised, so a gradient step on it moves the first layer's input by far more than a step
+on the standardised convs does; at a learning rate that trains the rest of the network it pushes
+the first layer's firing down faster than the rest adapts (chapter 5 measures this).
+
 ``width`` multiplies every channel count (``width=1/8``: 8-16-32-64-64-64-64 channels), so the
 network fits this 2-core machine; ``width=1`` is the paper's (9.2M parameters for CIFAR-10).
 
@@ -71,7 +80,8 @@ class OTTTVGG(nn.Module):
 
     def __init__(self, input_shape: Sequence[int], num_classes: int, *, width: float = 1.0,
                  feedback: bool = False, gamma: float | None = None, weight_standardization: bool = True,
-                 config: Sequence[int | str] = OTTT_VGG_CONFIG, spiking: bool = True, **neuron_options) -> None:
+                 config: Sequence[int | str] = OTTT_VGG_CONFIG, spiking: bool = True, feedback_scale: float = 1.0,
+                 **neuron_options) -> None:
         super().__init__()
         if not spiking and neuron_options:
             raise ValueError(f"a non-spiking VGG (spiking=False) has no neuron options, got {sorted(neuron_options)}.")
@@ -112,6 +122,9 @@ class OTTTVGG(nn.Module):
         self.spiking = bool(spiking)
         self.has_feedback = bool(feedback)
         self.feedback = None
+        self.feedback_scale = check_positive("feedback_scale", feedback_scale)
+        if feedback_scale != 1.0 and not feedback:
+            raise ValueError("feedback_scale applies to VGG-F (feedback=True) only.")
         if feedback:
             first_channels = channels[0]
             self.feedback = TimeFolded(nn.Conv2d(c, first_channels, 3, padding=1, bias=False))
@@ -132,7 +145,8 @@ class OTTTVGG(nn.Module):
                 raise ValueError("the batch size changed within a sequence; reset the model (reset_model) first.")
             T1, B = self._fb.shape[:2]
             up = F.interpolate(self._fb.flatten(0, 1), size=self.first_size, mode="nearest")
-            z = z + self.feedback(up.reshape(T1, B, *up.shape[1:]))
+            fb = self.feedback(up.reshape(T1, B, *up.shape[1:]))
+            z = z + (fb if self.feedback_scale == 1.0 else self.feedback_scale * fb)
         hidden = self.hidden(z)
         self._fb = hidden.detach()
         return hidden
@@ -144,7 +158,8 @@ class OTTTVGG(nn.Module):
         return torch.cat([self._head(self._feedback_step(x[t : t + 1])) for t in range(x.shape[0])])
 
     def extra_repr(self) -> str:
-        return f"width={self.width}, feedback={self.has_feedback}" + ("" if self.spiking else ", spiking=False")
+        return (f"width={self.width}, feedback={self.has_feedback}" + ("" if self.spiking else ", spiking=False")
+                + ("" if self.feedback_scale == 1.0 else f", feedback_scale={self.feedback_scale}"))
 
 
 def ottt_vgg(*, num_classes: int, input_shape: Sequence[int], T: int | None = None, width: float = 1.0,
