@@ -120,6 +120,9 @@ def test_stack_rejects_what_it_cannot_stack():
         stack_models([resnet(), seven_b()])
     with pytest.raises(TypeError, match="BatchNorm1d"):
         stack_models([nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))] * 2)
+    from snnlab.layers.scaled_ws import ScaledWSConv2d
+    with pytest.raises(TypeError, match="ScaledWSConv2d"):  # its standardisation would be lost silently
+        stack_models([nn.Sequential(ScaledWSConv2d(1, 2, 3))] * 2)
     with pytest.raises(ValueError, match="distinct"):
         StackedSeeds(resnet, [1, 1])
     stack = StackedSeeds(resnet, SEEDS)

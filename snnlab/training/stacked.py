@@ -99,6 +99,12 @@ class PerSeed(nn.Module):
 def _stack_leaf(name: str, leaves: list[nn.Module]) -> nn.Module | None:
     """The stacked version of one leaf module (None: keep the template's module unchanged)."""
     first, S = leaves[0], len(leaves)
+    kind = type(first)
+    if isinstance(first, (nn.Conv2d, nn.BatchNorm2d, nn.Linear)) and kind not in (nn.Conv2d, nn.BatchNorm2d, nn.Linear):
+        # a subclass computes something else (e.g. OTTT's weight-standardised ScaledWSConv2d): stacking
+        # it as the plain layer would silently drop that
+        raise TypeError(f"{name}: stack_models cannot stack a {kind.__name__} (a subclass of "
+                        f"{kind.__mro__[1].__name__} with its own computation).")
     if isinstance(first, nn.Conv2d):
         if first.padding_mode != "zeros":
             raise ValueError(f"{name}: only zero-padded convolutions can be stacked.")
