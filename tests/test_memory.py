@@ -64,3 +64,25 @@ def test_process_memory_peak_is_reported():
     assert process_rss_bytes() > 0
     assert r.cuda_peak_bytes is None or r.cuda_peak_bytes >= 0
     assert set(r.as_dict()) >= {"saved_bytes_peak", "rss_peak_bytes", "cuda_peak_bytes"}
+
+
+def test_training_step_cost_sltt_flat_bptt_grows_and_bad_repeats_refused():
+    """training_step_cost meters one step after a warm-up: SLTT's bytes held for backward are the
+    same at T=2 and T=6 (one step's graph at a time), BPTT's grow with T; repeats must be >= 1."""
+    import pytest
+
+    from snnlab.analysis.memory import training_step_cost
+
+    torch.manual_seed(0)
+    x, y = torch.rand(8, 1, 8, 8) * 2, torch.randint(0, 10, (8,))
+    cost = {}
+    for name in ("bptt", "sltt"):
+        for T in (2, 6):
+            model = build_model("ds_resnet_small", num_classes=10, input_shape=(1, 8, 8), T=T)
+            cost[name, T] = training_step_cost(build_method(name), model, time_major(x, T, "static"), y,
+                                               build_loss("tet", lam=0.0), repeats=2)
+            assert cost[name, T].seconds > 0
+    assert cost["sltt", 2].saved_bytes_peak == cost["sltt", 6].saved_bytes_peak > 0
+    assert cost["bptt", 6].saved_bytes_peak > 2.5 * cost["bptt", 2].saved_bytes_peak
+    with pytest.raises(ValueError, match="repeats"):
+        training_step_cost(build_method("bptt"), model, time_major(x, 2, "static"), y, build_loss("sdt"), repeats=0)

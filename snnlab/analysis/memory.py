@@ -22,7 +22,7 @@ from typing import Iterable
 
 import torch
 
-__all__ = ["MemoryReport", "MemoryMeter", "saved_tensor_bytes", "process_rss_bytes", "peak_rss_bytes",
+__all__ = ["MemoryReport", "MemoryMeter", "StepCost", "training_step_cost", "saved_tensor_bytes", "process_rss_bytes", "peak_rss_bytes",
            "reset_peak_rss"]
 
 
@@ -200,3 +200,34 @@ def saved_tensor_bytes(fn, *args, exclude: Iterable[torch.Tensor] = (), **kwargs
         result = fn(*args, **kwargs)
     return result, meter.report()
 
+
+
+@dataclass
+class StepCost:
+    """What one training step holds and takes: :func:`training_step_cost`'s result."""
+
+    saved_bytes_peak: int
+    """Peak bytes held for backward during one step (parameters and inputs excluded)."""
+    seconds: float
+    """Median wall-clock seconds of the timed steps."""
+
+
+def training_step_cost(method, model: torch.nn.Module, inputs: torch.Tensor, target: torch.Tensor, loss_fn, *,
+                       repeats: int = 3) -> StepCost:
+    """Bytes held for backward and median time of ``method.train_step(model, inputs, target, loss_fn)``
+    (gradients accumulated, no optimiser step). One untimed warm-up step first (kernels compiled,
+    the method attached), then one metered step, then ``repeats`` timed steps."""
+    import statistics
+    import time
+
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be an int >= 1, got {repeats!r}.")
+    method.train_step(model, inputs, target, loss_fn, None)
+    with MemoryMeter(exclude=[*model.parameters(), inputs], track_rss=False) as meter:
+        method.train_step(model, inputs, target, loss_fn, None)
+    seconds = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        method.train_step(model, inputs, target, loss_fn, None)
+        seconds.append(time.perf_counter() - t0)
+    return StepCost(meter.report().saved_bytes_peak, statistics.median(seconds))
