@@ -302,3 +302,5 @@ def test_train_stacked_with_sltt_and_tet_learns():
     assert run.train_loss[-3:].mean() < run.train_loss[:3].mean()
     with pytest.raises(ValueError, match="per-step loss"):
         train_stacked(build, [0], (xtr, ytr, xte, yte), T=2, method="sltt", loss="sdt")
+    with pytest.raises(ValueError, match="OTTT traces"):
+        train_stacked(build, [0], (xtr, ytr, xte, yte), T=2, method="ottt_a", loss="ottt")

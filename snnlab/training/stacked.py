@@ -445,6 +445,9 @@ def train_stacked(
     base_loss = build_loss(loss, **(loss_options or {}))
     custom = (method, loss, loss_options or {}) != ("bptt", "sdt", {})
     trainer = build_method(method) if custom else None
+    if trainer is not None and trainer.name.startswith("ottt"):
+        raise ValueError(f"train_stacked cannot run {method!r}: OTTT traces the presynaptic input of Conv2d/Linear "
+                         "layers, and a stack's SeedLinear is not one of them; use 'bptt', 'sltt' or 'sltt_k'.")
     if trainer is not None:
         trainer.check_loss(base_loss)
 
