@@ -11,9 +11,10 @@ import torch
 
 from snnlab.hardware import HOROWITZ_45NM_TABLE, SATA_SIM_TABLE, GpuModel, compile_network, simulate
 from snnlab.hardware.experiments import (
-    PAPER_TABLE3, compare_designs, deploy, energy_sweep, quantization_cost, table3_analogue,
+    PAPER_TABLE3, compare_designs, deploy, energy_sweep, exactness_checks, measure_network, quantization_cost,
+    table3_analogue,
 )
-from snnlab.inference import ConfidenceExit
+from snnlab.inference import ConfidenceExit, fixed_inference
 from snnlab.models.atsn_vgg import atsn_vgg
 from snnlab.viz.accelerator import draw_energy_explorer, plot_designs, plot_layer_energy
 
@@ -64,8 +65,65 @@ def test_energy_sweep_matches_single_runs(setup):
 def test_quantization_cost_reports_both_networks(setup):
     net, _, x, _, y = setup
     cost = quantization_cost(net, x, y, ConfidenceExit(0.5, 0.9), T=4, weight_bits=12, input_bits=12)
-    assert set(cost) == {"float_accuracy", "float_mean_steps", "fixed_point_accuracy", "fixed_point_mean_steps"}
+    assert set(cost) == {"float_accuracy", "float_mean_steps", "fixed_point_accuracy", "fixed_point_mean_steps",
+                         "changed_predictions", "gained", "lost"}
     assert abs(cost["float_accuracy"] - cost["fixed_point_accuracy"]) <= 2 / len(y)   # 12 bits: almost float
+
+
+def test_quantization_cost_counts_the_samples_rounding_changes(setup):
+    net, _, x, _, y = setup
+    rule = ConfidenceExit(0.5, 0.9)
+    cost = quantization_cost(net, x, y, rule, T=4, weight_bits=2, input_bits=2)   # coarse: predictions move
+    model, xq = deploy(net, x, weight_bits=2, input_bits=2)
+    before = rule(fixed_inference(net, x, T=4)[0]).predictions.tolist()
+    after = rule(fixed_inference(model, xq, T=4)[0]).predictions.tolist()
+    truth = y.tolist()
+    assert cost["changed_predictions"] == sum(b != a for b, a in zip(before, after)) > 0
+    assert cost["gained"] == sum(a == t != b for b, a, t in zip(before, after, truth))
+    assert cost["lost"] == sum(b == t != a for b, a, t in zip(before, after, truth))
+    assert cost["fixed_point_accuracy"] - cost["float_accuracy"] == pytest.approx((cost["gained"] - cost["lost"]) / len(y))
+
+
+def test_exactness_checks_pass_on_the_simulation_and_catch_a_wrong_one(setup):
+    _, model, _, xq, _ = setup
+    rule = ConfidenceExit(0.5, 0.9, hardware=True)
+    r = simulate(model, xq, T=4, cl_init=0.5, tau_cl=0.9)
+    assert exactness_checks(model, xq, r, rule, T=4) == dict.fromkeys(
+        ("outputs", "exit_steps", "predictions", "synaptic_ops"), True)
+    r.outputs[0, 0, 0] += 2.0 ** -8          # one potential off by one fixed-point step
+    r.steps[0] = 4 if r.steps[0] != 4 else 3
+    checks = exactness_checks(model, xq, r, rule, T=4)
+    assert not checks["outputs"] and not checks["exit_steps"] and checks["predictions"]
+    other = simulate(model, xq, T=4, cl_init=0.999, tau_cl=1.0)   # other thresholds: other exits and counts
+    assert other.mean_steps != r.mean_steps
+    checks = exactness_checks(model, xq, other, rule, T=4)
+    assert not checks["exit_steps"] and not checks["synaptic_ops"]
+
+
+def test_measure_network_matches_the_pieces(setup):
+    net, _, x, _, y = setup
+    m = measure_network(net, x, y, T=4, cl_init=0.5, tau_cl=0.9)
+    assert all(m.exact.values())
+    v = m.values
+    cost = quantization_cost(net, x, y, ConfidenceExit(0.5, 0.9, hardware=True), T=4)
+    assert {k: v[k] for k in cost} == cost
+    designs = compare_designs(*deploy(net, x), y, T=4, cl_init=0.5, tau_cl=0.9)["designs"]
+    ops = {name: d["counts_per_inference"]["synaptic_ops"] for name, d in designs.items()}
+    energy = {name: d["energy_per_inference"]["total"] for name, d in designs.items()}
+    assert v["ops_saved"] == pytest.approx(1 - ops["atsn"] / ops["conventional"])
+    assert 0 < v["ops_saved"] < 1                         # the exit stops some samples early
+    assert v["energy_saved"] == pytest.approx(1 - energy["atsn"] / energy["conventional"])
+    assert v["shift_add_saved"] == pytest.approx(1 - energy["atsn"] / energy["conventional_exit"])
+    assert v["mean_steps"] == designs["atsn"]["mean_steps"] < 4
+    atsn = m.report["results"]["atsn"]
+    layers = atsn.per_layer(SATA_SIM_TABLE)
+    assert [r["unit"] for r in layers] == ["pe", "pe", "at"]
+    assert v["at_pe_energy"] == pytest.approx(layers[2]["energy"] / (layers[0]["energy"] + layers[1]["energy"]))
+    assert v["at_cycle_share"] == pytest.approx(layers[2]["cycles"] / sum(r["cycles"] for r in layers))
+    e = atsn.energy(SATA_SIM_TABLE)
+    assert v["memory_share"] == pytest.approx((e["dram"] + e["sram"] + e["scratchpad"]) / e["total"])
+    row = table3_analogue(atsn, m.report["gpu"], frames=len(y))
+    assert v["percent_of_gpu"] == pytest.approx(row["percent_of_gpu"])
 
 
 def test_figures_draw(setup):

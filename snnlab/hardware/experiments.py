@@ -4,6 +4,8 @@ exit thresholds (CL_init, τ_CL) for energy."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -12,7 +14,8 @@ from snnlab.hardware.energy import EnergyTable, GpuModel, HOROWITZ_45NM_TABLE, S
 from snnlab.hardware.fixed_point import deploy_fixed_point, quantize_input
 from snnlab.hardware.simulator import SimulationResult, prepare, simulate
 
-__all__ = ["deploy", "quantization_cost", "compare_designs", "energy_sweep", "table3_analogue", "PAPER_TABLE3"]
+__all__ = ["deploy", "quantization_cost", "compare_designs", "energy_sweep", "table3_analogue", "exactness_checks",
+           "NetworkMeasurement", "measure_network", "PAPER_TABLE3"]
 
 PAPER_TABLE3 = [
     # network, data set, GPU FPS, GPU energy (J), accelerator FPS, accelerator energy (J), % of GPU
@@ -33,15 +36,24 @@ def deploy(model, x: torch.Tensor, *, weight_bits: int = 8, input_bits: int = 6)
 def quantization_cost(model, x: torch.Tensor, y: torch.Tensor, rule, *, T: int, weight_bits: int = 8,
                       input_bits: int = 6, kind: str = "static") -> dict[str, float]:
     """Accuracy and mean exit step of ``rule`` on the float network and on its fixed-point deployment
-    (``kind="events"``: ``x`` holds event frames ``[B, T', C, H, W]``)."""
+    (``kind="events"``: ``x`` holds event frames ``[B, T', C, H, W]``), and how many samples the
+    rounding changes: ``changed_predictions`` (a different predicted class) and, of those,
+    ``gained`` (right only in fixed point) and ``lost`` (right only in float); the accuracy gap is
+    ``(gained - lost) / B``."""
     from snnlab.inference import fixed_inference
 
     deployed, xq = deploy(model, x, weight_bits=weight_bits, input_bits=input_bits)
-    out = {}
+    out, predictions = {}, {}
     for name, (net, inputs) in {"float": (model, x), "fixed_point": (deployed, xq)}.items():
         decided = rule(fixed_inference(net, inputs, T=T, kind=kind)[0])
         out[f"{name}_accuracy"] = decided.accuracy(y)
         out[f"{name}_mean_steps"] = decided.mean_steps
+        predictions[name] = decided.predictions
+    y = torch.as_tensor(y)
+    right_float, right_fixed = predictions["float"] == y, predictions["fixed_point"] == y
+    out["changed_predictions"] = int((predictions["float"] != predictions["fixed_point"]).sum())
+    out["gained"] = int((right_fixed & ~right_float).sum())
+    out["lost"] = int((right_float & ~right_fixed).sum())
     return out
 
 
@@ -111,3 +123,80 @@ def table3_analogue(result: SimulationResult, gpu_estimate: dict, *, frames: int
     gpu_j = gpu_estimate["joules"] * frames
     return {"gpu_fps": gpu_estimate["fps"], "gpu_joules": gpu_j, "accelerator_fps": result.fps,
             "accelerator_joules": acc_j, "percent_of_gpu": 100.0 * acc_j / gpu_j}
+
+
+def exactness_checks(model, x, result: SimulationResult, rule, *, T: int, kind: str = "static") -> dict[str, bool]:
+    """Whether the simulation ``result`` of the fixed-point ``model`` on ``x`` computed exactly what
+    torch computes for it: ``outputs`` (the output potentials at every step a sample computed),
+    ``exit_steps`` and ``predictions`` (against ``rule``, the :class:`~snnlab.inference.ConfidenceExit`
+    with the simulation's thresholds, ``hardware=True``), and ``synaptic_ops`` (the synaptic events
+    per layer against eq. 19's count, :class:`~snnlab.inference.SynapticOpCounter`, in an adaptive run)."""
+    from snnlab.inference import SynapticOpCounter, adaptive_inference, fixed_inference
+
+    out, _ = fixed_inference(model, x, T=T, kind=kind)
+    decided = rule(out)
+    computed = ~np.isnan(result.outputs)
+    with SynapticOpCounter(model) as counter:
+        adaptive_inference(model, x, rule, T=T, kind=kind)
+    return {"outputs": bool(np.array_equal(result.outputs[computed], out.double().numpy()[computed])),
+            "exit_steps": bool(np.array_equal(result.steps, decided.steps.numpy())),
+            "predictions": bool(np.array_equal(result.predictions, decided.predictions.numpy())),
+            "synaptic_ops": result.counts("synaptic_ops").tolist() == counter.report().operations}
+
+
+@dataclass
+class NetworkMeasurement:
+    """What :func:`measure_network` measured on one trained network (one seed)."""
+
+    values: dict[str, float]
+    """Scalars, per inference where that applies: ``float_accuracy``, ``fixed_point_accuracy`` and
+    ``changed_predictions``/``gained``/``lost`` (:func:`quantization_cost`), ``mean_steps`` (ATSN
+    accelerator), ``ops_saved`` and ``energy_saved`` (1 - ATSN / conventional fixed T),
+    ``shift_add_saved`` (1 - ATSN / conventional with the same exit: the decay multiplier),
+    ``memory_share`` (DRAM, SRAM and scratchpad energy / total, ATSN), ``at_pe_energy`` (AT unit's
+    energy / the PEs'), ``at_cycle_share`` (the AT unit's cycles / all cycles), ``cycles_ratio``
+    (ATSN / conventional cycles), ``percent_of_gpu`` and ``fps_ratio`` (:func:`table3_analogue`)."""
+    exact: dict[str, bool]
+    """:func:`exactness_checks` of the ATSN accelerator's simulation."""
+    report: dict
+    """:func:`compare_designs`' report on the deployed network."""
+    model: object
+    """The fixed-point network (:func:`deploy`)."""
+    inputs: torch.Tensor
+    """The quantised inputs."""
+
+
+def measure_network(net, x, y, *, T: int, cl_init: float = 0.999, tau_cl: float = 0.999, kind: str = "static",
+                    weight_bits: int = 8, input_bits: int = 6, table: EnergyTable = SATA_SIM_TABLE,
+                    joule_table: EnergyTable = HOROWITZ_45NM_TABLE, gpu: GpuModel | None = None) -> NetworkMeasurement:
+    """Chapter 8's measurements of one trained float network ``net`` on ``(x, y)``: deploy it in fixed
+    point, cost the rounding, simulate the designs of Fig. 2, check the ATSN accelerator against
+    torch bit for bit, and price it against the GPU model (``table`` for the relative energies,
+    ``joule_table`` for joules). Run it on each seed's network to put intervals on every number."""
+    from snnlab.inference import ConfidenceExit
+
+    rule = ConfidenceExit(cl_init, tau_cl, hardware=True)
+    quant = quantization_cost(net, x, y, rule, T=T, weight_bits=weight_bits, input_bits=input_bits, kind=kind)
+    model, xq = deploy(net, x, weight_bits=weight_bits, input_bits=input_bits)
+    report = compare_designs(model, xq, y, T=T, cl_init=cl_init, tau_cl=tau_cl, table=table,
+                             joule_table=joule_table, gpu=gpu, kind=kind)
+    designs, atsn = report["designs"], report["results"]["atsn"]
+    a, conv, conv_exit = designs["atsn"], designs["conventional"], designs["conventional_exit"]
+    energy = a["energy_per_inference"]
+    layers = report["per_layer"]["atsn"]
+    unit_sum = lambda key, unit: sum(r[key] for r in layers if r["unit"] == unit)  # noqa: E731
+    row = table3_analogue(atsn, report["gpu"], frames=len(y), joule_table=joule_table)
+    values = {
+        **quant,
+        "mean_steps": a["mean_steps"],
+        "ops_saved": 1 - a["counts_per_inference"]["synaptic_ops"] / conv["counts_per_inference"]["synaptic_ops"],
+        "energy_saved": 1 - energy["total"] / conv["energy_per_inference"]["total"],
+        "shift_add_saved": 1 - energy["total"] / conv_exit["energy_per_inference"]["total"],
+        "memory_share": sum(energy[k] for k in ("dram", "sram", "scratchpad")) / energy["total"],
+        "at_pe_energy": unit_sum("energy", "at") / unit_sum("energy", "pe"),
+        "at_cycle_share": unit_sum("cycles", "at") / atsn.cycles_per_inference,
+        "cycles_ratio": a["cycles_per_inference"] / conv["cycles_per_inference"],
+        "percent_of_gpu": row["percent_of_gpu"],
+        "fps_ratio": row["accelerator_fps"] / row["gpu_fps"],
+    }
+    return NetworkMeasurement(values, exactness_checks(model, xq, atsn, rule, T=T, kind=kind), report, model, xq)
