@@ -71,3 +71,15 @@ def test_identical_results_have_a_zero_width_interval_and_format():
 def test_bad_input_raises_clear_errors(values, confidence, match):
     with pytest.raises(ValueError, match=match):
         seed_summary(values, confidence)
+
+
+def test_position_of_an_interval_against_a_value_and_a_range():
+    m = mean_interval([1.0, 2.0, 3.0])   # 2 ± 4.303 * 1 / sqrt(3) = 2 ± 2.484: [-0.484, 4.484]
+    assert (m.low, m.high) == pytest.approx((2 - 2.4843, 2 + 2.4843), abs=1e-3)
+    assert m.position(-1.0) == "above" and m.position(5.0) == "below"
+    assert m.position(0.0) == "unresolved" and m.position(4.0) == "unresolved"
+    assert m.position(-1.0, 5.0) == "inside"
+    assert m.position(0.0, 5.0) == "unresolved"      # straddles the lower bound
+    assert m.position(4.6, 9.0) == "below" and m.position(-9.0, -0.5) == "above"
+    with pytest.raises(ValueError, match="low <= high"):
+        m.position(2.0, 1.0)

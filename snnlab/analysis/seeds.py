@@ -63,6 +63,22 @@ class SeedSummary:
     def high(self) -> float:
         return self.mean + self.half_width
 
+    def position(self, low: float, high: float | None = None) -> str:
+        """Where the interval lies against the value ``low``, or the range ``[low, high]`` (a paper's
+        number or range): ``"below"`` or ``"above"`` when it lies wholly on one side, ``"inside"``
+        when it lies wholly within the range, else ``"unresolved"`` (it straddles a bound, so these
+        seeds cannot tell)."""
+        high = low if high is None else high
+        if not (math.isfinite(low) and math.isfinite(high)) or high < low:
+            raise ValueError(f"need finite low <= high, got low={low}, high={high}.")
+        if self.high < low:
+            return "below"
+        if self.low > high:
+            return "above"
+        if high > low and low <= self.low and self.high <= high:
+            return "inside"
+        return "unresolved"
+
     def format(self, scale: float = 1.0, digits: int = 1, unit: str = "") -> str:
         """``"96.9 ± 1.3 %"``-style text: the mean and the interval's half width, times ``scale``."""
         return (f"{scale * self.mean:.{digits}f} ± {scale * self.half_width:.{digits}f}{unit} "
