@@ -83,3 +83,14 @@ def test_position_of_an_interval_against_a_value_and_a_range():
     assert m.position(4.6, 9.0) == "below" and m.position(-9.0, -0.5) == "above"
     with pytest.raises(ValueError, match="low <= high"):
         m.position(2.0, 1.0)
+
+
+def test_describe_and_verdict_put_the_position_in_words():
+    m = mean_interval([1.0, 2.0, 3.0])   # [-0.484, 4.484]
+    assert m.describe(0.0) == "straddles zero"
+    assert m.verdict(0.0) == "does not resolve at this budget (straddles zero)"
+    assert m.describe(-1.0) == "lies above the paper's value"
+    assert m.verdict(-1.0, name="the bound") == "resolved: above the bound"
+    assert m.describe(-1.0, 5.0) == "lies inside the paper's range"
+    assert m.verdict(4.6, 9.0) == "resolved: below the paper's range"
+    assert mean_interval([0.5, 0.6, 0.7]).verdict(0.0) == "resolved: above zero"

@@ -79,6 +79,22 @@ class SeedSummary:
             return "inside"
         return "unresolved"
 
+    def describe(self, low: float, high: float | None = None, name: str | None = None) -> str:
+        """:meth:`position` in words, for prose: ``"lies below the paper's range"``, ``"straddles zero"``.
+        ``name`` names the value or range (default: ``"zero"`` for 0, else ``"the paper's value"`` or
+        ``"the paper's range"``)."""
+        where = self.position(low, high)
+        name = name or ("zero" if (low, high) == (0.0, None) else "the paper's range" if high is not None
+                        else "the paper's value")
+        return f"straddles {name}" if where == "unresolved" else f"lies {where} {name}"
+
+    def verdict(self, low: float, high: float | None = None, name: str | None = None) -> str:
+        """:meth:`position` as a verdict: ``"resolved: above zero"`` or ``"does not resolve at this
+        budget (straddles the paper's range)"``."""
+        text = self.describe(low, high, name)
+        return (f"does not resolve at this budget ({text})" if text.startswith("straddles")
+                else f"resolved: {text.removeprefix('lies ')}")
+
     def format(self, scale: float = 1.0, digits: int = 1, unit: str = "") -> str:
         """``"96.9 ± 1.3 %"``-style text: the mean and the interval's half width, times ``scale``."""
         return (f"{scale * self.mean:.{digits}f} ± {scale * self.half_width:.{digits}f}{unit} "
