@@ -35,6 +35,19 @@ def test_simulate_a_saved_network(capsys, saved, tmp_path):
     assert 0 <= printed["quantization"]["fixed_point_accuracy"] <= 1
 
 
+def test_simulate_a_saved_event_network(capsys, tmp_path):
+    # chapter 7 saves its network for event frames: every part of the report must read them as events
+    torch.manual_seed(0)
+    net = atsn_vgg(num_classes=10, input_shape=(2, 17, 17), output="integrator").eval()
+    path = save_atsn_vgg(net, tmp_path / "events.pt", dataset="nmnist-emulated-faint", T=8)
+    assert main(["simulate", "--model", str(path), "--samples", "6", "--T", "8", "--design", "atsn"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["input_kind"] == "events" and printed["samples"] == 6
+    q = printed["quantization"]
+    assert 0 <= q["fixed_point_accuracy"] <= 1 and 1 <= q["float_mean_steps"] <= 8
+    assert q["fixed_point_accuracy"] - q["float_accuracy"] == pytest.approx((q["gained"] - q["lost"]) / 6)
+
+
 def test_simulate_trains_a_network_when_none_is_given(capsys):
     assert main(["simulate", "--epochs", "1", "--max-batches", "2", "--samples", "8", "--design",
                  "conventional_exit", "--energy-table", "45nm"]) == 0

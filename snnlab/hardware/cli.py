@@ -78,7 +78,7 @@ def _simulate(args: argparse.Namespace) -> int:
            "cl_init": args.cl_init, "tau_cl": args.tau_cl, "weight_bits": args.weight_bits,
            "input_bits": args.input_bits,
            "quantization": quantization_cost(model, x, y, rule, T=args.T, weight_bits=args.weight_bits,
-                                             input_bits=args.input_bits),
+                                             input_bits=args.input_bits, kind=kind),
            "designs": report["designs"], "gpu": report["gpu"], "gpu_model": report["gpu_model"]}
     if args.per_layer:
         out["per_layer"] = report["per_layer"]
