@@ -517,6 +517,58 @@ def test_kernel_handles_noncontiguous_input_and_many_blocks():
     assert torch.equal(a, b)
 
 
+
+def _channels_last_steps(x: torch.Tensor) -> torch.Tensor:
+    """``[T, B, C, H, W]`` with every frame in channels_last (a time-folded channels_last conv's output)."""
+    return x.flatten(0, 1).contiguous(memory_format=torch.channels_last).reshape(x.shape)
+
+
+@pytest.mark.parametrize("make", [lambda: LIFNode(step_mode="m", detach_reset=True),
+                                  lambda: PLIFNode(step_mode="m", decay_input=False),
+                                  lambda: MLFNode(step_mode="m"),
+                                  lambda: NonSpikingIntegrator(0.5, step_mode="m")])
+def test_channels_last_steps_run_in_place_and_keep_their_layout(make, monkeypatch):
+    """A channels_last sequence goes to the kernels as a view (no copy in), comes back in channels_last
+    (no copy out; the state too), and gives the same outputs and gradients as the contiguous sequence
+    through the torch reference, also on a second call that starts from the stored state."""
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(4, 3, 5, 6, 7, generator=g) * 1.5 + 0.4
+    xc = _channels_last_steps(x)
+    assert not xc.is_contiguous()
+    seen = []
+    real = K.spiking_forward, K.mlf_forward, K.integrator_forward
+    monkeypatch.setattr(K, "spiking_forward", lambda x2, *a: seen.append(x2.ctypes.data) or real[0](x2, *a))
+    monkeypatch.setattr(K, "mlf_forward", lambda x2, *a: seen.append(x2.ctypes.data) or real[1](x2, *a))
+    monkeypatch.setattr(K, "integrator_forward", lambda x2, *a: seen.append(x2.ctypes.data) or real[2](x2, *a))
+    fast, ref = make(), make()
+    ref.backend = "torch"
+    if isinstance(fast, PLIFNode):
+        ref.load_state_dict(fast.state_dict())
+    xa = xc.clone(memory_format=torch.preserve_format).requires_grad_()
+    xb = x.clone().requires_grad_()
+    outs_a = [fast(xa), fast(xa)]
+    outs_b = [ref(xb), ref(xb)]
+    assert seen and seen[0] == xa.data_ptr()                     # the kernel read the input's own memory
+    for a, b in zip(outs_a, outs_b):
+        assert a.stride() == xa.stride()
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+    assert fast.v.stride()[-4:] == xa[0].stride()
+    w = torch.randn(x.shape, generator=g)
+    sum(((o * w).sum() for o in outs_a)).backward()
+    sum(((o * w).sum() for o in outs_b)).backward()
+    assert xa.grad.stride() == xa.stride()
+    torch.testing.assert_close(xa.grad, xb.grad, rtol=1e-5, atol=2e-6)
+
+
+def test_steps_with_time_inside_are_copied_not_misread():
+    """A sequence whose time axis is not outermost in memory cannot be read in place: it is copied,
+    and the result is still right."""
+    g = torch.Generator().manual_seed(12)
+    x = torch.randn(3, 5, 4, generator=g).permute(2, 0, 1) + 0.5      # [T=4, 3, 5], time innermost
+    a = LIFNode(step_mode="m", backend="numba")(x)
+    b = LIFNode(step_mode="m", backend="torch")(x.contiguous())
+    assert torch.equal(a, b)
+
 # --- bad input ------------------------------------------------------------------------------------------
 
 

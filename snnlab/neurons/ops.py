@@ -95,6 +95,54 @@ def _checked(what: str, x_seq: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------------------
+# Memory layout: [T, ...] sequences as [T, N] arrays without copies
+# ---------------------------------------------------------------------------------------------
+
+
+def _step_order(x_seq: torch.Tensor) -> tuple[int, ...] | None:
+    """The per-step dimensions of ``x_seq [T, ...]`` from outermost to innermost in memory, when its
+    steps are dense blocks laid out one after the other in one shared order other than the
+    default (a time-folded ``channels_last`` convolution's output: ``[T, B, C, H, W]`` stored as
+    ``[T, B, H, W, C]``); ``None`` when ``x_seq`` is contiguous or has no such order (then it is copied).
+
+    A neuron is elementwise over the neurons of a step, so it can run over the steps' memory in
+    its own order and write its outputs in the same layout: no copy in, none out, and the layers
+    around it keep their memory format."""
+    if x_seq.is_contiguous():
+        return None
+    order = tuple(sorted(range(1, x_seq.dim()), key=lambda d: -x_seq.stride(d)))
+    return order if x_seq.permute(0, *order).is_contiguous() else None
+
+
+def _flat_steps(x_seq: torch.Tensor, order: tuple[int, ...] | None) -> torch.Tensor:
+    """``x_seq [T, ...]`` as a contiguous ``[T, N]`` array, neurons in memory order (a view when ``order``
+    is :func:`_step_order`'s, a copy when ``x_seq`` is neither contiguous nor in such an order)."""
+    T = x_seq.shape[0]
+    if order is None:
+        return x_seq.reshape(T, -1).contiguous()
+    return x_seq.permute(0, *order).reshape(T, -1)
+
+
+def _flat_state(v: torch.Tensor, order: tuple[int, ...] | None, lead: int = 0) -> torch.Tensor:
+    """A state ``[*lead dims, ...step shape]`` flattened as the steps are by :func:`_flat_steps`."""
+    if order is None:
+        return v.reshape(*v.shape[:lead], -1).contiguous()
+    head = tuple(range(lead))
+    return v.permute(*head, *(lead + d - 1 for d in order)).reshape(*v.shape[:lead], -1).contiguous()
+
+
+def _unflat(t: torch.Tensor, step_shape: tuple[int, ...], order: tuple[int, ...] | None, lead: int) -> torch.Tensor:
+    """Inverse of the flattening: ``t [*lead dims, N]`` back to ``[*lead dims, *step_shape]`` in the
+    layout the input had (a view)."""
+    head = tuple(t.shape[:lead])
+    if order is None:
+        return t.reshape(*head, *step_shape)
+    stored = t.reshape(*head, *(step_shape[d - 1] for d in order))
+    inverse = [order.index(d) for d in range(1, len(step_shape) + 1)]
+    return stored.permute(*range(lead), *(lead + i for i in inverse))
+
+
+# ---------------------------------------------------------------------------------------------
 # IF / LIF / PLIF
 # ---------------------------------------------------------------------------------------------
 
@@ -183,10 +231,10 @@ def spiking_multi_step(
             s, _, v = neuron_step(x, v, params, surrogate, kind=kind, inv_tau=inv_tau)
             spikes.append(s)
         return torch.stack(spikes), v
-    T = x_seq.shape[0]
-    x2 = x_seq.reshape(T, -1).contiguous()
+    order = _step_order(x_seq)
+    x2 = _flat_steps(x_seq, order)
     # a fresh state travels as an empty vector: the kernel starts every neuron at V_leak itself
-    v = x2.new_empty((0,)) if v0 is None else v0.reshape(-1).to(x2.dtype).contiguous()
+    v = x2.new_empty((0,)) if v0 is None else _flat_state(v0.to(x2.dtype), order)
     if cut_temporal_grad:
         v = v.detach()
     k = (1.0 / params.tau) if inv_tau is None else inv_tau
@@ -204,7 +252,8 @@ def spiking_multi_step(
         k_value = float(k) if isinstance(k, torch.Tensor) else k
         spikes, _, v_last = launch.spiking_forward(x2, v, cfg.vector(x2.dtype, k_value), charge,
                                                    not params.soft_reset, False)
-    return spikes.reshape(x_seq.shape), v_last.reshape(x_seq.shape[1:])
+    step = tuple(x_seq.shape[1:])
+    return _unflat(spikes, step, order, 1), _unflat(v_last, step, order, 0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -278,9 +327,9 @@ def mlf_multi_step(
             o, v = mlf_step(x, v, levels, surrogate)
             outs.append(o)
         return torch.stack(outs), v
-    T = x_seq.shape[0]
-    x2 = x_seq.reshape(T, -1).contiguous()
-    v = x2.new_empty((Kl, 0)) if v0 is None else v0.reshape(Kl, -1).to(x2.dtype).contiguous()
+    order = _step_order(x_seq)
+    x2 = _flat_steps(x_seq, order)
+    v = x2.new_empty((Kl, 0)) if v0 is None else _flat_state(v0.to(x2.dtype), order, lead=1)
     if cut_temporal_grad:
         v = v.detach()
     cfg = _MLFConfig(tuple(levels), surrogate.kernel_spec(), bool(cut_temporal_grad))
@@ -288,7 +337,8 @@ def mlf_multi_step(
         out, v_last = torch.ops.snnlab.mlf_forward(x2, v, *cfg.op_args())
     else:
         out, v_last = _MLFFunction.apply(x2, v, cfg)
-    return out.reshape(x_seq.shape), v_last.reshape(Kl, *x_seq.shape[1:])
+    step = tuple(x_seq.shape[1:])
+    return _unflat(out, step, order, 1), _unflat(v_last, step, order, 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -329,9 +379,9 @@ def integrator_multi_step(
             v = integrator_step(x, v, decay)
             outs.append(v)
         return torch.stack(outs)
-    T = x_seq.shape[0]
-    x2 = x_seq.reshape(T, -1).contiguous()
-    v = x2.new_empty((0,)) if v0 is None else v0.reshape(-1).to(x2.dtype).contiguous()
+    order = _step_order(x_seq)
+    x2 = _flat_steps(x_seq, order)
+    v = x2.new_empty((0,)) if v0 is None else _flat_state(v0.to(x2.dtype), order)
     if cut_temporal_grad:
         v = v.detach()
     if _compiling():
@@ -340,4 +390,4 @@ def integrator_multi_step(
         out = _IntegratorFunction.apply(x2, v, float(decay), bool(cut_temporal_grad))
     else:  # inference: the kernel alone
         out = launch.integrator_forward(x2, v, float(decay))
-    return out.reshape(x_seq.shape)
+    return _unflat(out, tuple(x_seq.shape[1:]), order, 1)
