@@ -1,5 +1,7 @@
-"""Network layers beyond convolutions: SEW connect functions, residual blocks, scaled weight standardisation."""
+"""Network layers beyond convolutions: SEW connect functions, residual blocks, scaled weight standardisation,
+batch norm fused with a spiking neuron."""
 
+from snnlab.layers.bn_neuron import BatchNormNeuron
 from snnlab.layers.attention import SpatialAttention, spatial_attention_map
 from snnlab.layers.residual import (
     BLOCK_KINDS,
@@ -16,6 +18,7 @@ from snnlab.layers.sew import CONNECT_FUNCTIONS, SEWConnect, check_connect, sew_
 from snnlab.layers.tdbn import TDBatchNorm
 
 __all__ = [
+    "BatchNormNeuron",
     "TDBatchNorm",
     "SpatialAttention",
     "spatial_attention_map",
