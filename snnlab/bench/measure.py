@@ -10,7 +10,7 @@ minimum and the median of its repeats. Training steps take a fixed upstream grad
 
 Also here: the one-process check (every eager library in one process, as the benchmark used to run
 them) and the profiler's split of workload (d)'s training step into convolution, batch norm,
-neuron and the rest (:func:`profile_split`).
+neuron (or fused batch norm + neuron) and the rest (:func:`profile_split`).
 """
 
 from __future__ import annotations
@@ -269,7 +269,7 @@ def workload_c(p: dict) -> dict:
 # workload (d): a whole training step of a convolutional SNN
 # ------------------------------------------------------------------------------------------------
 
-_CATEGORIES = ("conv", "bn", "neuron", "rest")
+_CATEGORIES = ("conv", "bn", "neuron", "bn_neuron", "rest")
 
 
 def _category(module: torch.nn.Module) -> str | None:
@@ -278,6 +278,8 @@ def _category(module: torch.nn.Module) -> str | None:
     if isinstance(module, torch.nn.BatchNorm2d):
         return "bn"
     name = type(module).__module__ + "." + type(module).__name__
+    if "BatchNormNeuron" in name:                      # snnlab's fused batch norm + neuron
+        return "bn_neuron"
     if any(k in name for k in ("LIFNode", "_SnntorchLIF", "Leaky")):
         return "neuron"
     return None
@@ -311,8 +313,9 @@ def _labelled(model: torch.nn.Module):
 
 
 def profile_split(model: torch.nn.Module, step: Callable[[], object], compiled: bool) -> dict:
-    """Seconds of one training step spent in convolutions, batch norms, neurons and the rest,
-    from the torch profiler (CPU time of this process's events).
+    """Seconds of one training step spent in convolutions, batch norms, neurons (``bn_neuron``:
+    snnlab's fused :class:`snnlab.layers.BatchNormNeuron`) and the rest, from the torch profiler
+    (CPU time of this process's events).
 
     Eager: the forward of each layer is a labelled range; each backward node is attributed to the
     layer whose forward created it (autograd's sequence numbers link the two), so the neuron's

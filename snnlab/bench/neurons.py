@@ -346,7 +346,7 @@ def _workload_c(args) -> dict:
 def _workload_d(args, configs: list, workdir: Path) -> dict:
     import torch
 
-    from snnlab.bench.peers import ConvSpec, event_frames
+    from snnlab.bench.peers import CONV_SNN_BUILT_AS, ConvSpec, event_frames
 
     spec = ConvSpec(channels=args.d_channels, size=args.d_size, steps=args.d_steps, batch=args.d_batch)
     x, labels = event_frames(spec)
@@ -364,7 +364,7 @@ def _workload_d(args, configs: list, workdir: Path) -> dict:
             out = torch.load(path, weights_only=True)
             agreement[config_name(*c)] = {"max_abs_difference": float((out - reference).abs().max()),
                                           "equal": bool(torch.equal(out, reference))}
-    return {"network": spec.describe(), "input": "emulated DVS recordings of digits (snnlab.data.emulated, "
+    return {"network": spec.describe(), "built_as": CONV_SNN_BUILT_AS, "input": "emulated DVS recordings of digits (snnlab.data.emulated, "
             f"{spec.size}x{spec.size} sensor), {spec.steps} frames each; event density {float((x > 0).float().mean()):.3f}",
             "not_built_in": {"norse": _D_NOT_NORSE},
             "results": results, "first_step_outputs_vs_snnlab": agreement,
@@ -504,7 +504,7 @@ def where_the_time_goes(result: dict, goals: dict) -> dict:
                 prof = (res.get(name) or {}).get("profile")
                 if prof:
                     total = prof["total_wall_s"]
-                    shares = ", ".join(f"{k} {_share(prof[k], total)}" for k in ("conv", "bn", "neuron", "fused_other", "rest")
+                    shares = ", ".join(f"{k} {_share(prof[k], total)}" for k in ("conv", "bn", "neuron", "bn_neuron", "fused_other", "rest")
                                        if k in prof)
                     parts.append(f"{name}: {shares} of {total:.4g} s (profiled step)")
             notes[key] = "; ".join(parts)

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-__all__ = ["DYNAMICS", "MAPPINGS", "LIBRARIES", "PEERS", "CONFIGS", "availability", "build_neuron",
-           "ConvSpec", "build_conv_snn", "copy_weights", "event_frames", "config_name"]
+__all__ = ["DYNAMICS", "MAPPINGS", "CONV_SNN_BUILT_AS", "LIBRARIES", "PEERS", "CONFIGS", "availability",
+           "build_neuron", "ConvSpec", "build_conv_snn", "copy_weights", "event_frames", "config_name"]
 
 DYNAMICS = {
     "equations": "H[t] = V[t-1] - V[t-1]/tau + X[t]; S[t] = Θ(H[t] - V_th); V[t] = H[t]·(1 - S[t]) + V_reset·S[t]",
@@ -55,6 +55,14 @@ MAPPINGS = {
     "not detached (its backward carries the reset term) and it has no ArcTan surrogate: SuperSpike "
     "(method='super', alpha=2) is used, which costs the same kind of arithmetic.",
 }
+
+CONV_SNN_BUILT_AS = (
+    "snnlab: snnlab.models.TimeFolded(conv), snnlab.layers.BatchNormNeuron(BatchNorm2d, LIFNode) (batch norm and "
+    "LIF fused in Numba kernels, forward and backward), TimeFolded(max-pool), the model moved to "
+    "torch.channels_last; snnlab-torch: TimeFolded(conv, BN) then LIFNode(backend='torch'), default layout. "
+    "Peers: SeqToANNContainer(conv, BN) / per-frame layers in the default layout (under torch.compile, the "
+    "layout is Inductor's choice).")
+"""How each library's network of workload (d) is built (see :func:`build_conv_snn`)."""
 
 LIBRARIES = ("snnlab", "snnlab-torch", "spikingjelly", "snntorch", "norse")
 """Every library of the benchmark (snnlab's torch path counts as one, though not as a peer)."""
@@ -221,12 +229,22 @@ class _Readout(nn.Module):
 
 def build_conv_snn(lib: str, spec: ConvSpec = ConvSpec()) -> nn.Module:
     """Workload (d)'s network with ``lib``'s layers: ``[T, B, 2, H, W] -> [T, B, classes]``. Call
-    :func:`reset_conv_snn` before each sequence. Norse is not offered (see the benchmark's JSON)."""
+    :func:`reset_conv_snn` before each sequence. Norse is not offered (see the benchmark's JSON).
+
+    snnlab's is built as its documentation advises a CPU user to: each BN and LIF pair as one
+    :class:`snnlab.layers.BatchNormNeuron` (fused kernels; the same ``nn.BatchNorm2d`` and
+    ``LIFNode`` inside), and the model moved to ``torch.channels_last``. snnlab's torch path
+    (``snnlab-torch``) keeps the plain composition, in the default layout."""
     blocks: list[nn.Module] = []
     c = 2
     for out in spec.channels:
         conv, bn, pool = nn.Conv2d(c, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.MaxPool2d(2)
-        if lib in ("snnlab", "snnlab-torch"):
+        if lib == "snnlab":
+            from snnlab.layers import BatchNormNeuron
+            from snnlab.models import TimeFolded
+
+            blocks += [TimeFolded(conv), BatchNormNeuron(bn, _snnlab_lif(lib)), TimeFolded(pool)]
+        elif lib == "snnlab-torch":
             from snnlab.models import TimeFolded
 
             blocks += [TimeFolded(conv, bn), _snnlab_lif(lib), TimeFolded(pool)]
@@ -239,7 +257,12 @@ def build_conv_snn(lib: str, spec: ConvSpec = ConvSpec()) -> nn.Module:
         else:
             raise ValueError(f"workload d is built in snnlab, snnlab-torch, spikingjelly and snntorch; got {lib!r}.")
         c = out
-    return nn.Sequential(*blocks, _Readout(spec.readout_features, spec.classes))
+    model = nn.Sequential(*blocks, _Readout(spec.readout_features, spec.classes))
+    if lib == "snnlab":
+        # snnlab's advice for convolutional SNNs on a CPU: channels_last frames (oneDNN's native
+        # layout for convolutions and pooling; BatchNormNeuron and the neurons read it in place)
+        model = model.to(memory_format=torch.channels_last)
+    return model
 
 
 def reset_conv_snn(model: nn.Module) -> None:
