@@ -216,3 +216,34 @@ def test_bad_input_and_construction_raise_clear_errors():
     with pytest.raises(ValueError, match="non-finite"):
         layer(x)
     assert layer.neuron.v is None and torch.equal(layer.bn.running_mean, before)
+
+
+def test_fold_batchnorm_folds_a_batch_norm_neuron_into_the_convolution():
+    """For inference: BN folded into the preceding TimeFolded(conv) (SC-TTFS eq. 24), the layer
+    replaced by its neuron; the folded network computes the same spikes and readout in eval mode."""
+    from snnlab.conversion import fold_batchnorm, has_batchnorm
+    from snnlab.models import TimeFolded
+
+    torch.manual_seed(0)
+    make = NEURONS["lif-ottt-hard-detached"]
+    net = nn.Sequential(TimeFolded(nn.Conv2d(2, 6, 3, padding=1, bias=False)), BatchNormNeuron(_bn(6), make(backend="numba")),
+                        TimeFolded(nn.MaxPool2d(2)), TimeFolded(nn.Conv2d(6, 4, 3, padding=1)),
+                        BatchNormNeuron(_bn(4, seed=1), make(backend="numba"))).double()
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.01, 0.05)          # small: the normalised input makes spikes
+    net = net.to(memory_format=torch.channels_last).eval()
+    folded = fold_batchnorm(net)
+    assert not has_batchnorm(folded) and not any(isinstance(m, BatchNormNeuron) for m in folded.modules())
+    assert isinstance(folded[1], LIFNode) and folded[0].layers.bias is not None
+    x = torch.rand(3, 2, 2, 8, 8, dtype=torch.float64) * 3
+    for model in (net, folded):
+        for m in model.modules():
+            if hasattr(m, "reset"):
+                m.reset()
+    a, b = net(x), folded(x)
+    assert torch.equal(a, b) and 0 < a.mean() < 1
+    assert 0 < net[1].neuron.v.abs().sum()
+    torch.testing.assert_close(net[1].neuron.v, folded[1].v, rtol=1e-10, atol=1e-12)

@@ -52,8 +52,14 @@ def has_batchnorm(model: nn.Module) -> bool:
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:
     """A copy of ``model`` in which every BN that directly follows a Conv2d/Linear inside an
-    ``nn.Sequential`` is folded into it and replaced by ``nn.Identity``. Raises if a BN is left
-    that could not be folded (e.g. one not preceded by a conv)."""
+    ``nn.Sequential`` is folded into it and replaced by ``nn.Identity``; a
+    :class:`snnlab.layers.BatchNormNeuron` that directly follows ``TimeFolded(conv)`` has its BN
+    folded into the conv and becomes its neuron. The copy is in eval mode (for inference; training
+    needs the batch statistics). Raises if a BN is left that could not be folded (e.g. one not
+    preceded by a conv)."""
+    from snnlab.layers.bn_neuron import BatchNormNeuron
+    from snnlab.models.small import TimeFolded
+
     model = copy.deepcopy(model).eval()
     for module in model.modules():
         if not isinstance(module, nn.Sequential):
@@ -64,6 +70,10 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
             if isinstance(bn, _BN) and isinstance(layer, _FOLDABLE):
                 module._modules[prev] = fold_conv_bn(layer, bn)
                 module._modules[name] = nn.Identity()
+            elif (isinstance(bn, BatchNormNeuron) and isinstance(layer, TimeFolded)
+                  and isinstance(layer.layers, _FOLDABLE)):
+                layer.layers = fold_conv_bn(layer.layers, bn.bn)
+                module._modules[name] = bn.neuron
     if has_batchnorm(model):
         raise ValueError("some BatchNorm layers do not directly follow a Conv2d/Linear in an "
                          "nn.Sequential and could not be folded.")

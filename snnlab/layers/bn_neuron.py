@@ -15,6 +15,10 @@ accumulates the variance in float32: over the 262,144 values per channel of a 32
 32x32 maps it is off by ~5e-3 of the normalised output, enough to flip spikes; see
 ``tests/test_bn_neuron.py``.)
 
+For inference, :func:`snnlab.conversion.fold_batchnorm` folds the batch norm into the
+``TimeFolded(conv)`` before the layer and leaves the neuron (eval-mode statistics, exact up to
+rounding).
+
 Everything else runs the unfused composition with the same modules: CUDA, other dtypes,
 PLIF/MLF neurons, ``backend="torch"``, while ``torch.compile`` traces (Inductor fuses the pair
 itself), a stored state that requires a gradient (a sequence continued inside one graph), and
