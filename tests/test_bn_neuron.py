@@ -247,3 +247,14 @@ def test_fold_batchnorm_folds_a_batch_norm_neuron_into_the_convolution():
     assert torch.equal(a, b) and 0 < a.mean() < 1
     assert 0 < net[1].neuron.v.abs().sum()
     torch.testing.assert_close(net[1].neuron.v, folded[1].v, rtol=1e-10, atol=1e-12)
+
+
+def test_compiles_without_graph_break_and_equals_eager():
+    """Under torch.compile(fullgraph=True) the layer traces the unfused pair (Inductor fuses it
+    itself): same spikes as the eager fused kernels, channels_last kept."""
+    torch.manual_seed(0)
+    make = lambda: BatchNormNeuron(nn.BatchNorm2d(4), LIFNode(step_mode="m", detach_reset=True))  # noqa: E731
+    eager, compiled = make(), make()
+    x = _channels_last(torch.randn(3, 2, 4, 6, 6) * 2)
+    out = torch.compile(compiled, fullgraph=True)(x)
+    assert torch.equal(out, eager(x)) and out.stride() == x.stride()
