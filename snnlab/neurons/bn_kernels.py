@@ -25,7 +25,16 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from snnlab.neurons.kernels import CHUNK, P_CODE, P_Q1, P_Q2, _backward_chunk, _forward_row, forward_constants
+from snnlab.neurons.kernels import (
+    CHUNK,
+    P_CODE,
+    P_Q1,
+    P_Q2,
+    _backward_chunk,
+    _forward_row,
+    backward_factors,
+    forward_constants,
+)
 
 __all__ = ["CHUNK", "plan", "pattern_sums", "bn_spiking_forward", "bn_spiking_backward", "bn_input_grad"]
 
@@ -136,19 +145,7 @@ def _item_backward(x, v0, gs, gv_last, a, c, mean, invstd, prm, charge, hard, de
     vth, vreset, k, leak, one, zero, is_if, is_decay_input = forward_constants(prm, charge)
     q1 = prm[P_Q1]
     q2 = prm[P_Q2]
-    if charge == 0:
-        dh_dv = one
-        dh_dx = one
-    elif charge == 1:
-        dh_dv = one - k
-        dh_dx = k
-    else:
-        dh_dv = one - k
-        dh_dx = one
-    if cut:
-        dh_dv = zero
-    hardf = one if hard else zero
-    attached = zero if detach else one
+    dh_dx, dh_dv, hardf, attached = backward_factors(prm, charge, hard, detach, cut)
     w = p1 - p0
     n_item = (o1 - o0) * w
     # the charged potentials of the item, recomputed from x (the forward's arithmetic)

@@ -54,6 +54,7 @@ __all__ = [
     "surrogate_derivative",
     "spiking_forward",
     "spiking_backward",
+    "backward_factors",
     "mlf_forward",
     "mlf_backward",
     "integrator_forward",
@@ -279,6 +280,27 @@ def _backward_chunk(ht, gst, gxt, gv, gh, n, code, q1, q2, one, zero, vth, vrese
         gh[j] = g
 
 
+@njit(inline="always", cache=True)
+def backward_factors(prm, charge, hard, detach, cut):
+    """``(∂H/∂X, ∂H/∂V[t-1], hard as 0/1, attached reset as 0/1)``, typed like ``prm``: the constant
+    factors of the surrogate backward (∂H/∂V[t-1] is 0 when the temporal path is ``cut``)."""
+    one = prm[P_ONE]
+    zero = prm[P_ZERO]
+    k = prm[P_K]
+    if charge == 0:
+        dh_dv = one
+        dh_dx = one
+    elif charge == 1:
+        dh_dv = one - k
+        dh_dx = k
+    else:
+        dh_dv = one - k
+        dh_dx = one
+    if cut:
+        dh_dv = zero
+    return dh_dx, dh_dv, (one if hard else zero), (zero if detach else one)
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def spiking_backward(gs, gv_last, h, v0, prm, charge, hard, detach, cut, gx, gv0, want_dk, block):
     """Surrogate backward of :func:`spiking_forward` from the stored ``h[T, N]``.
@@ -302,19 +324,7 @@ def spiking_backward(gs, gv_last, h, v0, prm, charge, hard, detach, cut, gx, gv0
     code = int(prm[P_CODE])
     q1 = prm[P_Q1]
     q2 = prm[P_Q2]
-    if charge == 0:
-        dh_dv = one
-        dh_dx = one
-    elif charge == 1:
-        dh_dv = one - k
-        dh_dx = k
-    else:
-        dh_dv = one - k
-        dh_dx = one
-    if cut:
-        dh_dv = zero
-    hardf = one if hard else zero
-    attached = zero if detach else one
+    dh_dx, dh_dv, hardf, attached = backward_factors(prm, charge, hard, detach, cut)
     nblk = (N + block - 1) // block
     dk_parts = np.zeros(nblk, dtype=np.float64)  # one partial sum per block: deterministic order
     for b in prange(nblk):
