@@ -46,7 +46,7 @@ def _bn(channels: int, seed: int = 0, **kw) -> nn.BatchNorm2d:
 
 
 def _pair(bn: nn.BatchNorm2d, make_neuron):
-    fused = BatchNormNeuron(copy.deepcopy(bn), make_neuron(backend="numba"))
+    fused = BatchNormNeuron(copy.deepcopy(bn), make_neuron(backend="numba"), fuse_from=0)
     ref_bn, ref_neuron = copy.deepcopy(bn), make_neuron(backend="torch")
     return fused, ref_bn, ref_neuron
 
@@ -152,6 +152,18 @@ def test_state_carries_into_the_next_call_and_temporal_cut():
     torch.testing.assert_close(xa.grad, xb.grad, rtol=1e-10, atol=1e-12)
 
 
+def test_small_inputs_run_the_plain_pair(monkeypatch):
+    """Below ``fuse_from`` elements the kernels are not called (their fixed cost would dominate)."""
+    calls = []
+    real = BK.bn_spiking_forward
+    monkeypatch.setattr(BK, "bn_spiking_forward", lambda *a: calls.append(1) or real(*a))
+    x = torch.rand(2, 2, 3, 4, 4)                                 # 192 elements
+    BatchNormNeuron(nn.BatchNorm2d(3), LIFNode(step_mode="m"), fuse_from=193)(x)
+    assert calls == []
+    BatchNormNeuron(nn.BatchNorm2d(3), LIFNode(step_mode="m"), fuse_from=192)(x)
+    assert calls == [1]
+
+
 def test_large_maps_and_many_work_items():
     """Patterns larger than a kernel chunk (cut into position ranges) and more items than groups."""
     shape = (3, 2, 4, 40, 40)                                 # C*H*W = 6400 > CHUNK, NCHW
@@ -181,7 +193,7 @@ def test_float32_channels_last_statistics_are_accurate():
     rounding on 262,144 values per channel in channels_last, where they decide which neurons spike."""
     g = torch.Generator().manual_seed(10)
     x = _channels_last(torch.randn(8, 32, 4, 32, 32, generator=g) * 0.7 + 2.0)
-    layer = BatchNormNeuron(nn.BatchNorm2d(4, momentum=1.0), NEURONS["lif-ottt-hard-detached"]())
+    layer = BatchNormNeuron(nn.BatchNorm2d(4, momentum=1.0), NEURONS["lif-ottt-hard-detached"](), fuse_from=0)
     layer(x)
     xd = x.double()
     mean = xd.mean((0, 1, 3, 4))
@@ -195,7 +207,7 @@ def test_unfused_fallbacks_compute_the_same():
     x = _input(11).float()
     bn = nn.BatchNorm2d(SHAPE[2])
     for neuron in (PLIFNode(step_mode="m"), LIFNode(step_mode="m", backend="torch")):
-        layer = BatchNormNeuron(copy.deepcopy(bn), copy.deepcopy(neuron))
+        layer = BatchNormNeuron(copy.deepcopy(bn), copy.deepcopy(neuron), fuse_from=0)
         ref_bn, ref_neuron = copy.deepcopy(bn), copy.deepcopy(neuron)
         assert torch.equal(layer(x), _reference(ref_bn, ref_neuron, x))
 
@@ -205,7 +217,9 @@ def test_bad_input_and_construction_raise_clear_errors():
         BatchNormNeuron(nn.BatchNorm1d(3), LIFNode(step_mode="m"))
     with pytest.raises(ValueError, match="multi-step"):
         BatchNormNeuron(nn.BatchNorm2d(3), LIFNode(step_mode="s"))
-    layer = BatchNormNeuron(nn.BatchNorm2d(6), LIFNode(step_mode="m"))
+    with pytest.raises(ValueError, match="fuse_from"):
+        BatchNormNeuron(nn.BatchNorm2d(3), LIFNode(step_mode="m"), fuse_from=-1)
+    layer = BatchNormNeuron(nn.BatchNorm2d(6), LIFNode(step_mode="m"), fuse_from=0)
     with pytest.raises(ValueError, match=r"\[T, B, C, H, W\]"):
         layer(torch.rand(3, 6, 5, 5))
     with pytest.raises(ValueError, match="has 4 channels"):
@@ -226,9 +240,9 @@ def test_fold_batchnorm_folds_a_batch_norm_neuron_into_the_convolution():
 
     torch.manual_seed(0)
     make = NEURONS["lif-ottt-hard-detached"]
-    net = nn.Sequential(TimeFolded(nn.Conv2d(2, 6, 3, padding=1, bias=False)), BatchNormNeuron(_bn(6), make(backend="numba")),
+    net = nn.Sequential(TimeFolded(nn.Conv2d(2, 6, 3, padding=1, bias=False)), BatchNormNeuron(_bn(6), make(backend="numba"), fuse_from=0),
                         TimeFolded(nn.MaxPool2d(2)), TimeFolded(nn.Conv2d(6, 4, 3, padding=1)),
-                        BatchNormNeuron(_bn(4, seed=1), make(backend="numba"))).double()
+                        BatchNormNeuron(_bn(4, seed=1), make(backend="numba"), fuse_from=0)).double()
     with torch.no_grad():
         for m in net.modules():
             if isinstance(m, nn.BatchNorm2d):
@@ -253,7 +267,7 @@ def test_compiles_without_graph_break_and_equals_eager():
     """Under torch.compile(fullgraph=True) the layer traces the unfused pair (Inductor fuses it
     itself): same spikes as the eager fused kernels, channels_last kept."""
     torch.manual_seed(0)
-    make = lambda: BatchNormNeuron(nn.BatchNorm2d(4), LIFNode(step_mode="m", detach_reset=True))  # noqa: E731
+    make = lambda: BatchNormNeuron(nn.BatchNorm2d(4), LIFNode(step_mode="m", detach_reset=True), fuse_from=0)  # noqa: E731
     eager, compiled = make(), make()
     x = _channels_last(torch.randn(3, 2, 4, 6, 6) * 2)
     out = torch.compile(compiled, fullgraph=True)(x)

@@ -295,12 +295,17 @@ def test_same_weights_in_every_library():
         peers.copy_weights(a, peers.build_conv_snn("snnlab", peers.ConvSpec(channels=(3,), size=8, steps=2, batch=2)))
 
 
-def test_snnlab_network_is_the_plain_composition():
+def test_snnlab_network_is_the_plain_composition(monkeypatch):
     """snnlab's workload-d network (BatchNormNeuron, channels_last) and the plain one (TimeFolded(conv,
     BN) then the torch-path LIF, default layout) give the same outputs, parameter gradients and running
     statistics from the same weights: the fused layer and the layout change nothing but the speed."""
-    spec = peers.ConvSpec(channels=(4, 8), size=16, steps=3, batch=4)
+    from snnlab.neurons import bn_kernels
+
+    spec = peers.ConvSpec(channels=(4, 8), size=32, steps=4, batch=8)     # both layers large enough to fuse
     x, labels = peers.event_frames(spec)
+    calls = []
+    real = bn_kernels.bn_spiking_backward
+    monkeypatch.setattr(bn_kernels, "bn_spiking_backward", lambda *a: calls.append(1) or real(*a))
     torch.manual_seed(0)
     fused, plain = peers.build_conv_snn("snnlab", spec), peers.build_conv_snn("snnlab-torch", spec)
     peers.copy_weights(plain, fused)
@@ -313,6 +318,7 @@ def test_snnlab_network_is_the_plain_composition():
         torch.nn.functional.cross_entropy(out.mean(0), labels).backward()
         outs.append(out.detach())
     assert torch.equal(outs[0], outs[1])
+    assert len(calls) == len(spec.channels)                    # the fused kernels ran, in every block
     weighted = [[m for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.BatchNorm2d, torch.nn.Linear))]
                 for net in (fused, plain)]
     for a, b in zip(*weighted):
