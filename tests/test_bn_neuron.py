@@ -240,7 +240,8 @@ def test_fold_batchnorm_folds_a_batch_norm_neuron_into_the_convolution():
 
     torch.manual_seed(0)
     make = NEURONS["lif-ottt-hard-detached"]
-    net = nn.Sequential(TimeFolded(nn.Conv2d(2, 6, 3, padding=1, bias=False)), BatchNormNeuron(_bn(6), make(backend="numba"), fuse_from=0),
+    net = nn.Sequential(TimeFolded(nn.Conv2d(2, 6, 3, padding=1, bias=False)),
+                        BatchNormNeuron(_bn(6), make(backend="numba"), fuse_from=0),
                         TimeFolded(nn.MaxPool2d(2)), TimeFolded(nn.Conv2d(6, 4, 3, padding=1)),
                         BatchNormNeuron(_bn(4, seed=1), make(backend="numba"), fuse_from=0)).double()
     with torch.no_grad():
@@ -267,7 +268,9 @@ def test_compiles_without_graph_break_and_equals_eager():
     """Under torch.compile(fullgraph=True) the layer traces the unfused pair (Inductor fuses it
     itself): same spikes as the eager fused kernels, channels_last kept."""
     torch.manual_seed(0)
-    make = lambda: BatchNormNeuron(nn.BatchNorm2d(4), LIFNode(step_mode="m", detach_reset=True), fuse_from=0)  # noqa: E731
+    def make():
+        return BatchNormNeuron(nn.BatchNorm2d(4), LIFNode(step_mode="m", detach_reset=True), fuse_from=0)
+
     eager, compiled = make(), make()
     x = _channels_last(torch.randn(3, 2, 4, 6, 6) * 2)
     out = torch.compile(compiled, fullgraph=True)(x)

@@ -103,7 +103,7 @@ class _BNSpikingFunction(torch.autograd.Function):
     def backward(ctx, g_spikes, g_v_last):  # type: ignore[override]
         (x2,) = ctx.saved_tensors
         cfg = ctx.cfg
-        dtype = x2.numpy().dtype
+        dtype = x2.detach().numpy().dtype
         T, N = x2.shape
         gs = launch.contiguous_grad(g_spikes, x2)
         gvl = x2.new_empty((0,)) if g_v_last is None else launch.contiguous_grad(g_v_last, x2[0])
@@ -114,8 +114,9 @@ class _BNSpikingFunction(torch.autograd.Function):
         mean_p = _expand(cfg.mean, cfg.I, dtype, cfg.rep)
         invstd_p = _expand(cfg.invstd, cfg.I, dtype, cfg.rep)
         with numba_threads(x2.numel()):
-            BK.bn_spiking_backward(x2.numpy(), cfg.v0, gs.numpy(), gvl.numpy(), cfg.a_p, cfg.c_p, mean_p, invstd_p,
-                                   cfg.prm, cfg.charge, cfg.hard, cfg.detach, cfg.cut, cfg.items, gy.numpy(), s, q)
+            x_np = x2.detach().numpy()
+            BK.bn_spiking_backward(x_np, cfg.v0, gs.numpy(), gvl.numpy(), cfg.a_p, cfg.c_p, mean_p, invstd_p, cfg.prm,
+                                   cfg.charge, cfg.hard, cfg.detach, cfg.cut, cfg.items, gy.numpy(), s, q)
             sum_gy = _sums(s, cfg.C, cfg.I)                 # ∂L/∂β
             sum_gyx = _sums(q, cfg.C, cfg.I)                # ∂L/∂γ = Σ ∂L/∂y · x̂
             k = cfg.gamma * cfg.invstd
@@ -125,7 +126,7 @@ class _BNSpikingFunction(torch.autograd.Function):
             else:
                 u = w = np.zeros_like(k)
             R = T * cfg.O
-            BK.bn_input_grad(gy.view(R, cfg.P).numpy(), x2.reshape(R, cfg.P).numpy(), _expand(k, cfg.I, dtype),
+            BK.bn_input_grad(gy.view(R, cfg.P).numpy(), x_np.reshape(R, cfg.P), _expand(k, cfg.I, dtype),
                              _expand(u, cfg.I, dtype), _expand(w, cfg.I, dtype), G)
         g_gamma = torch.from_numpy(sum_gyx).to(x2.dtype) if ctx.has_gamma and ctx.needs_input_grad[1] else None
         g_beta = torch.from_numpy(sum_gy).to(x2.dtype) if ctx.has_beta and ctx.needs_input_grad[2] else None
@@ -210,7 +211,8 @@ class BatchNormNeuron(nn.Module):
             batch_stats=batch_stats, groups=groups, items=BK.plan(-(-O // rep), rep * C * I, groups),
             prm=launch.spiking_vector(x2.dtype, prm.v_threshold, prm.leak_target, 1.0 / prm.tau,
                                       n.surrogate.kernel_spec()),
-            charge=_charge_code(n.kind, prm), hard=not prm.soft_reset, detach=prm.detach_reset, cut=bool(n.cut_temporal_grad),
+            charge=_charge_code(n.kind, prm), hard=not prm.soft_reset, detach=prm.detach_reset,
+            cut=bool(n.cut_temporal_grad),
             v0=(x2.new_empty((0,)) if v0 is None else _flat_state(v0.detach().to(x2.dtype), order)).numpy(),
         )
         gamma = bn.weight if bn.affine else None
