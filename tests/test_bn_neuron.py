@@ -56,6 +56,18 @@ def _reference(bn: nn.BatchNorm2d, neuron, x: torch.Tensor) -> torch.Tensor:
     return neuron(y.reshape(x.shape))
 
 
+def _check_step(fused, ref_bn, ref_neuron, x: torch.Tensor, scale: float = 1.0) -> None:
+    """One forward and backward (loss ``scale · Σ spikes``) of the fused layer on ``x`` (its layout
+    kept) and of the reference on a contiguous copy: equal spikes, input gradients to rounding."""
+    xa = x.clone(memory_format=torch.preserve_format).requires_grad_()
+    xb = x.detach().contiguous().requires_grad_()
+    a, b = fused(xa), _reference(ref_bn, ref_neuron, xb)
+    assert torch.equal(a, b)
+    (a * scale).sum().backward()
+    (b * scale).sum().backward()
+    torch.testing.assert_close(xa.grad, xb.grad, rtol=1e-10, atol=1e-12)
+
+
 NEURONS = {
     "lif-ottt-hard-detached": lambda **b: LIFNode(tau=2.0, decay_input=False, detach_reset=True, surrogate=ArcTan(2.0),
                                                   step_mode="m", **b),
@@ -97,13 +109,7 @@ def test_batch_norm_options_follow_batch_norm(kw):
     for seed in (3, 4):
         fused.reset()
         ref_neuron.reset()
-        xa = _input(seed, layout="cl").requires_grad_()
-        xb = xa.detach().contiguous().requires_grad_()
-        a, b = fused(xa), _reference(ref_bn, ref_neuron, xb)
-        assert torch.equal(a, b)
-        a.sum().backward()
-        b.sum().backward()
-        torch.testing.assert_close(xa.grad, xb.grad, rtol=1e-10, atol=1e-12)
+        _check_step(fused, ref_bn, ref_neuron, _input(seed, layout="cl"))
     fused.eval()
     ref_bn.eval()
     fused.reset()
@@ -143,13 +149,7 @@ def test_state_carries_into_the_next_call_and_temporal_cut():
     with torch.no_grad():
         fused(_input(7, layout="cl"))
         _reference(ref_bn, ref_neuron, _input(7))
-    xa = _input(8, layout="cl").requires_grad_()
-    xb = xa.detach().contiguous().requires_grad_()
-    a, b = fused(xa), _reference(ref_bn, ref_neuron, xb)
-    assert torch.equal(a, b)
-    a.sum().backward()
-    b.sum().backward()
-    torch.testing.assert_close(xa.grad, xb.grad, rtol=1e-10, atol=1e-12)
+    _check_step(fused, ref_bn, ref_neuron, _input(8, layout="cl"))
 
 
 def test_small_inputs_run_the_plain_pair(monkeypatch):
@@ -170,13 +170,7 @@ def test_large_maps_and_many_work_items():
     assert shape[2] * shape[3] * shape[4] > BK.CHUNK
     make = NEURONS["lif-sew-hard-attached"]
     fused, ref_bn, ref_neuron = _pair(_bn(shape[2]), make)
-    xa = _input(9, shape).requires_grad_()
-    xb = xa.detach().clone().requires_grad_()
-    a, b = fused(xa), _reference(ref_bn, ref_neuron, xb)
-    assert torch.equal(a, b)
-    a.sum().backward()
-    b.sum().backward()
-    torch.testing.assert_close(xa.grad, xb.grad, rtol=1e-10, atol=1e-12)
+    _check_step(fused, ref_bn, ref_neuron, _input(9, shape))
 
 
 @pytest.mark.parametrize("outer,pattern,groups", [(32, 32768, 8), (1, 5000, 8), (2048, 1024, 8), (3, 210, 4),
