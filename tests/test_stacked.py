@@ -304,3 +304,65 @@ def test_train_stacked_with_sltt_and_tet_learns():
         train_stacked(build, [0], (xtr, ytr, xte, yte), T=2, method="sltt", loss="sdt")
     with pytest.raises(ValueError, match="OTTT traces"):
         train_stacked(build, [0], (xtr, ytr, xte, yte), T=2, method="ottt_a", loss="ottt")
+
+
+def plif_cnn():
+    # PLIF neurons: their tau sits in PerSeed copies, which per-seed rates must scale too
+    return SevenBNet((4,), num_classes=2, input_shape=(1, 8, 8), kind="sew")
+
+
+@pytest.mark.parametrize("build", [small_cnn, plif_cnn])
+def test_one_learning_rate_per_seed_equals_each_seed_alone_at_its_rate(build):
+    """SGD with momentum and weight decay: seed s of a stack with per-seed rates takes the steps it
+    takes when trained alone at its own rate (losses at every step and final weights)."""
+    data = (*separable_digits(64, 0), *separable_digits(20, 1))
+    kw = dict(T=2, epochs=2, batch_size=16, momentum=0.9, weight_decay=1e-2)
+    both = train_stacked(build, [0, 1], data, lr=[0.02, 0.3], **kw)
+    assert both.lr == [0.02, 0.3]
+    for i, (seed, lr) in enumerate(((0, 0.02), (1, 0.3))):
+        alone = train_stacked(build, [seed], data, lr=lr, **kw)
+        torch.testing.assert_close(both.train_loss[:, i], alone.train_loss[:, 0], atol=1e-4, rtol=1e-4)
+        mine, ref = both.network(i).state_dict(), alone.network(0).state_dict()
+        for name in ref:
+            torch.testing.assert_close(mine[name], ref[name], atol=1e-4, rtol=1e-4, msg=name)
+
+
+def test_per_seed_learning_rates_are_checked():
+    data = (*separable_digits(32, 0), *separable_digits(20, 1))
+    with pytest.raises(ValueError, match="one per seed"):
+        train_stacked(small_cnn, [0, 1], data, T=2, lr=[0.1, 0.2, 0.3])
+    with pytest.raises(ValueError, match="sgd"):
+        train_stacked(small_cnn, [0, 1], data, T=2, lr=[0.1, 0.2], optimizer="adam")
+    with pytest.raises(ValueError, match="lr"):
+        train_stacked(small_cnn, [0, 1], data, T=2, lr=[0.1, -0.2])
+
+
+def test_lr_grid_chooses_on_the_validation_split_never_the_test_set():
+    """A rate too small to move the weights loses to a working one; the validation accuracies are
+    those of each (rate, seed) trained alone on the documented split; and scrambling the test
+    labels changes the test accuracies but not the choice."""
+    from snnlab.training.stacked import evaluate_stacked, train_lr_grid
+
+    xtr, ytr = separable_digits(80, 0)
+    xte, yte = separable_digits(40, 1)
+    kw = dict(T=2, epochs=2, batch_size=16)
+    grid = train_lr_grid(small_cnn, [0, 1], (xtr, ytr, xte, yte), lrs=[0.1, 1e-6], validation=0.25, **kw)
+    assert grid.lrs == [1e-6, 0.1] and grid.best_lr == 0.1
+    assert grid.train_samples == 60 and grid.validation_samples == 20
+    assert grid.run.lr == [0.1, 0.1] and grid.run.seeds == [1000, 1001]
+    assert grid.mean_validation()[1] > grid.mean_validation()[0]
+    order = torch.randperm(80, generator=torch.Generator().manual_seed(0))
+    val, fit = order[:20], order[20:]
+    alone = train_stacked(small_cnn, [1001], (xtr[fit], ytr[fit], xte, yte), lr=0.1, **kw)
+    assert evaluate_stacked(alone.model, xtr[val], ytr[val], T=2)[0] == pytest.approx(grid.validation_accuracy[1][1])
+    assert alone.test_accuracy[0] == pytest.approx(grid.run.test_accuracy[1])
+    for name, value in alone.network(0).state_dict().items():
+        torch.testing.assert_close(grid.run.network(1).state_dict()[name], value, atol=1e-4, rtol=1e-4)
+    scrambled = train_lr_grid(small_cnn, [0, 1], (xtr, ytr, xte, 1 - yte), lrs=[0.1, 1e-6], validation=0.25, **kw)
+    assert scrambled.best_lr == 0.1 and scrambled.validation_accuracy == grid.validation_accuracy
+    # the same networks (the test set plays no part in training): flipped labels, complementary accuracy
+    assert scrambled.run.test_accuracy == pytest.approx([1 - a for a in grid.run.test_accuracy])
+    with pytest.raises(ValueError, match="validation"):
+        train_lr_grid(small_cnn, [0], (xtr, ytr, xte, yte), lrs=[0.1], validation=1.0, **kw)
+    with pytest.raises(ValueError, match="sgd"):
+        train_lr_grid(small_cnn, [0], (xtr, ytr, xte, yte), lrs=[0.1], optimizer="adam", **kw)

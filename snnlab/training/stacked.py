@@ -47,7 +47,7 @@ from snnlab.training.methods import build_method
 from snnlab.training.state import reset_model
 
 __all__ = ["SeedLinear", "PerSeed", "StackedSeeds", "SeedsAsBatch", "stack_models", "StackedRun", "train_stacked",
-           "random_temporal_deletion", "layer_firing_rates"]
+           "LrGrid", "train_lr_grid", "random_temporal_deletion", "layer_firing_rates"]
 
 
 class SeedLinear(nn.Module):
@@ -311,9 +311,35 @@ class StackedRun:
     """The step at which each seed's weights or loss became non-finite (None: never). A diverged
     seed is frozen at zero weights from then on (its accuracy is then that of a constant guess)."""
 
+    lr: list[float] = field(default_factory=list)
+    """Each seed's (peak) learning rate."""
+    indices: list[int] | None = None
+    """Where this run's seeds sit in :attr:`model` (None: seeds ``0 .. S-1``; see :meth:`subset`)."""
+
     def final_loss(self, last: int = 20) -> list[float]:
         """Each seed's mean training loss over its ``last`` steps."""
         return self.train_loss[-last:].mean(0).tolist()
+
+    def network(self, index: int) -> nn.Module:
+        """Seed ``seeds[index]``'s trained network alone (:meth:`StackedSeeds.copy_of`)."""
+        if not 0 <= index < len(self.seeds):
+            raise IndexError(f"index must be in [0, {len(self.seeds)}), got {index}.")
+        return self.model.copy_of(index if self.indices is None else self.indices[index])
+
+    def subset(self, indices: Sequence[int]) -> "StackedRun":
+        """The same run restricted to the seeds at ``indices`` (e.g. one learning rate of a grid).
+        The stacked model is shared, not copied; :meth:`network` maps the indices."""
+        idx = [int(i) for i in indices]
+        if not idx or any(not 0 <= i < len(self.seeds) for i in idx):
+            raise IndexError(f"indices must lie in [0, {len(self.seeds)}), got {idx}.")
+        base = list(range(len(self.seeds))) if self.indices is None else self.indices
+        pick = lambda v: [v[i] for i in idx]  # noqa: E731
+        return StackedRun(
+            seeds=pick(self.seeds), test_accuracy=pick(self.test_accuracy), train_loss=self.train_loss[:, idx],
+            train_accuracy=pick(self.train_accuracy), steps=self.steps, samples=self.samples,
+            test_samples=self.test_samples, seconds=self.seconds, cpu_seconds=self.cpu_seconds, model=self.model,
+            test_curve=[pick(c) for c in self.test_curve], diverged=pick(self.diverged),
+            lr=pick(self.lr) if self.lr else [], indices=[base[i] for i in idx])
 
 
 def _seed_tensors(model: StackedSeeds, seed_index: int, *, grads: bool = False) -> list[torch.Tensor]:
@@ -381,6 +407,31 @@ def _finite(views: list[torch.Tensor]) -> bool:
     return all(bool(torch.isfinite(v).all()) for v in views)
 
 
+def _scale_seed_gradients(model: StackedSeeds, factors: Sequence[float], weight_decay: float) -> None:
+    """Make one SGD step with learning rate ``lr`` act as a step with ``factors[s] * lr`` on seed
+    ``s``: SGD (with momentum, dampening, Nesterov) is linear in ``grad + weight_decay * p``, so
+    scaling that sum by ``c`` scales the momentum buffer and the update by ``c``. The gradient
+    becomes ``c * g + (c - 1) * weight_decay * p``."""
+    S = model.n
+    owner = {id(p): s for q in model.net.modules() if isinstance(q, PerSeed)
+             for s, m in enumerate(q.copies) for p in m.parameters()}
+    f = torch.tensor([float(c) for c in factors])
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.grad is None:
+                continue
+            if id(p) in owner:
+                c = float(f[owner[id(p)]])
+                p.grad.mul_(c)
+                if weight_decay:
+                    p.grad.add_(p, alpha=(c - 1.0) * weight_decay)
+                continue
+            g = p.grad.view(S, -1)
+            g.mul_(f[:, None].to(g.dtype))
+            if weight_decay:
+                g.add_(p.view(S, -1) * ((f - 1.0) * weight_decay)[:, None].to(g.dtype))
+
+
 def _cpu_seconds() -> float:
     import resource
 
@@ -397,7 +448,7 @@ def train_stacked(
     epochs: int = 1,
     batch_size: int = 32,
     optimizer: str = "sgd",
-    lr: float = 0.1,
+    lr: float | Sequence[float] = 0.1,
     momentum: float = 0.9,
     weight_decay: float = 0.0,
     schedule: str = "cosine",
@@ -422,7 +473,9 @@ def train_stacked(
     Seed ``s`` initialises its copy with ``torch.manual_seed(s)`` and draws its own order of the
     training set every epoch (and, with ``rtd_T``, its own random temporal deletion of event
     frames). ``optimizer``: ``"sgd"`` (with ``momentum``) or ``"adam"``; ``schedule``: ``"cosine"``
-    (per step, to 0 at the end) or ``"none"``. Every seed is evaluated on the whole test set.
+    (per step, to 0 at the end) or ``"none"``. ``lr`` is one learning rate, or one per seed (SGD
+    only: each seed then takes exactly the steps it would take alone at its own rate, which is how
+    :func:`train_lr_grid` trains a grid of learning rates as one stack). Every seed is evaluated on the whole test set.
     A seed whose loss, gradients or weights become non-finite is recorded in ``diverged`` and
     frozen at zero weights (the others train on); its network then outputs a constant.
     """
@@ -434,7 +487,14 @@ def train_stacked(
         raise ValueError("static images need T (the number of steps each image is shown).")
     check_positive_int("epochs", epochs)
     check_positive_int("batch_size", batch_size)
-    check_positive("lr", lr)
+    lrs = [float(v) for v in lr] if isinstance(lr, (list, tuple)) else [float(lr)] * len(seeds)
+    if len(lrs) != len(seeds):
+        raise ValueError(f"lr must be one number or one per seed ({len(seeds)}), got {len(lrs)}.")
+    for v in lrs:
+        check_positive("lr", v)
+    if len(set(lrs)) > 1 and optimizer != "sgd":
+        raise ValueError("one learning rate per seed needs optimizer='sgd' (Adam's step does not scale with the "
+                         f"gradient), got {optimizer!r}.")
     if optimizer not in ("sgd", "adam"):
         raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}.")
     if schedule not in ("cosine", "none"):
@@ -456,8 +516,10 @@ def train_stacked(
     S, N = model.n, len(train_y)
     as_batch, summed = SeedsAsBatch(model), _SummedOverSeeds(base_loss, S)
     params = list(model.parameters())
-    opt = (torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay) if optimizer == "sgd"
-           else torch.optim.Adam(params, lr=lr, weight_decay=weight_decay))
+    peak = max(lrs)
+    factors = [v / peak for v in lrs] if len(set(lrs)) > 1 else None
+    opt = (torch.optim.SGD(params, lr=peak, momentum=momentum, weight_decay=weight_decay) if optimizer == "sgd"
+           else torch.optim.Adam(params, lr=peak, weight_decay=weight_decay))
     per_epoch = math.ceil(N / batch_size)
     total = epochs * per_epoch
     sched = (torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 0.5 * (1 + math.cos(math.pi * k / total)))
@@ -503,6 +565,8 @@ def train_stacked(
                 if diverged[s] is not None:
                     for g in _seed_tensors(model, s, grads=True):
                         g.zero_()
+            if factors is not None:
+                _scale_seed_gradients(model, factors, weight_decay)
             opt.step()
             for s in range(S):
                 if diverged[s] is None and not _finite(_seed_tensors(model, s)):
@@ -521,7 +585,78 @@ def train_stacked(
         seeds=model.seeds, test_accuracy=curve[-1], train_loss=torch.stack(losses),
         train_accuracy=(train_correct / N).tolist(), steps=step, samples=samples, test_samples=len(test_y),
         seconds=time.perf_counter() - t0, cpu_seconds=_cpu_seconds() - c0, model=model, test_curve=curve,
-        diverged=diverged)
+        diverged=diverged, lr=lrs)
+
+
+@dataclass
+class LrGrid:
+    """What :func:`train_lr_grid` returns."""
+
+    lrs: list[float]
+    """The grid, ascending."""
+    validation_accuracy: list[list[float]]
+    """``[lr][seed]``: accuracy on the validation split (carved from the training set)."""
+    best_lr: float
+    """The rate with the highest mean validation accuracy (ties: the smaller rate)."""
+    run: StackedRun
+    """The seeds trained at ``best_lr`` (test accuracy on the whole test set)."""
+    full: StackedRun
+    """Every (rate, seed) of the grid, rate-major."""
+    train_samples: int
+    validation_samples: int
+
+    def mean_validation(self) -> list[float]:
+        return [sum(v) / len(v) for v in self.validation_accuracy]
+
+
+def train_lr_grid(
+    build: Callable[[], nn.Module],
+    seeds: Sequence[int],
+    data: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+    *,
+    lrs: Sequence[float],
+    validation: float = 0.2,
+    split_seed: int = 0,
+    **options,
+) -> LrGrid:
+    """Pick the learning rate of ``build()`` from the grid ``lrs`` on a validation split of the
+    *training* set, with every seed at every rate, and report the chosen rate's seeds on the test set.
+
+    A fraction ``validation`` of the training set (a fixed random split, ``split_seed``) is held out;
+    every (rate, seed) pair trains on the rest as one stack (:func:`train_stacked` with one learning
+    rate per copy), rate ``i`` with seed ``seeds[j]`` initialised from seed ``1000 * i + seeds[j]``
+    (a stack needs distinct seeds). The rate with the best mean validation accuracy over its seeds
+    is chosen; the test set plays no part in the choice. ``options`` go to :func:`train_stacked`
+    (SGD only)."""
+    grid = sorted(float(v) for v in lrs)
+    if not grid or len(set(grid)) != len(grid):
+        raise ValueError(f"lrs must be distinct and at least one, got {list(lrs)}.")
+    if not 0 < validation < 1:
+        raise ValueError(f"validation must be a fraction in (0, 1), got {validation}.")
+    if options.get("optimizer", "sgd") != "sgd":
+        raise ValueError("train_lr_grid trains one learning rate per copy, which needs optimizer='sgd'.")
+    seeds = [int(s) for s in seeds]
+    if any(not 0 <= s < 1000 for s in seeds):
+        raise ValueError(f"train_lr_grid needs seeds in [0, 1000), got {seeds}.")
+    train_x, train_y, test_x, test_y = data
+    n_val = int(round(validation * len(train_y)))
+    if not 0 < n_val < len(train_y):
+        raise ValueError(f"validation={validation} of {len(train_y)} training samples leaves no split.")
+    order = torch.randperm(len(train_y), generator=torch.Generator().manual_seed(split_seed))
+    val_idx, fit_idx = order[:n_val], order[n_val:]
+    ids = [1000 * i + s for i in range(len(grid)) for s in seeds]
+    per_copy = [lr for lr in grid for _ in seeds]
+    full = train_stacked(build, ids, (train_x[fit_idx], train_y[fit_idx], test_x, test_y), lr=per_copy, **options)
+    T = options.get("T") if train_x.dim() != 5 else train_x.shape[1]
+    val = evaluate_stacked(full.model, train_x[val_idx], train_y[val_idx], T=T,
+                           batch=options.get("eval_batch", 450))
+    S = len(seeds)
+    val_grid = [val[i * S:(i + 1) * S] for i in range(len(grid))]
+    means = [sum(v) / S for v in val_grid]
+    best = max(range(len(grid)), key=lambda i: (means[i], -i))
+    return LrGrid(lrs=grid, validation_accuracy=val_grid, best_lr=grid[best],
+                  run=full.subset(range(best * S, (best + 1) * S)), full=full,
+                  train_samples=len(fit_idx), validation_samples=n_val)
 
 
 @torch.no_grad()
