@@ -366,3 +366,26 @@ def test_lr_grid_chooses_on_the_validation_split_never_the_test_set():
         train_lr_grid(small_cnn, [0], (xtr, ytr, xte, yte), lrs=[0.1], validation=1.0, **kw)
     with pytest.raises(ValueError, match="sgd"):
         train_lr_grid(small_cnn, [0], (xtr, ytr, xte, yte), lrs=[0.1], optimizer="adam", **kw)
+
+
+def test_lr_grid_choosing_with_one_seed_reports_the_same_networks_as_the_full_grid():
+    """selection_seeds=1 trains the other seeds at the chosen rate only; where both ways choose the
+    same rate, every reported seed is the network the full grid trained (losses, accuracy, weights)."""
+    from snnlab.training.stacked import train_lr_grid
+
+    xtr, ytr = separable_digits(80, 0)
+    xte, yte = separable_digits(40, 1)
+    kw = dict(T=2, epochs=2, batch_size=16)
+    full = train_lr_grid(small_cnn, [1, 0, 2], (xtr, ytr, xte, yte), lrs=[1e-6, 0.2], **kw)
+    cheap = train_lr_grid(small_cnn, [1, 0, 2], (xtr, ytr, xte, yte), lrs=[1e-6, 0.2], selection_seeds=1, **kw)
+    assert full.best_lr == cheap.best_lr == 0.2
+    assert len(cheap.full.seeds) == 2 and [len(v) for v in cheap.validation_accuracy] == [1, 1]
+    assert cheap.run.seeds == full.run.seeds == [1001, 1000, 1002] and cheap.run.lr == [0.2] * 3
+    assert cheap.run.test_accuracy == pytest.approx(full.run.test_accuracy, abs=1e-6)
+    torch.testing.assert_close(cheap.run.train_loss, full.run.train_loss, atol=1e-4, rtol=1e-4)
+    for i in range(3):
+        mine, ref = cheap.run.network(i).state_dict(), full.run.network(i).state_dict()
+        for name in ref:
+            torch.testing.assert_close(mine[name], ref[name], atol=1e-4, rtol=1e-4, msg=name)
+    with pytest.raises(ValueError, match="selection_seeds"):
+        train_lr_grid(small_cnn, [0, 1], (xtr, ytr, xte, yte), lrs=[0.1], selection_seeds=3, **kw)

@@ -315,6 +315,8 @@ class StackedRun:
     """Each seed's (peak) learning rate."""
     indices: list[int] | None = None
     """Where this run's seeds sit in :attr:`model` (None: seeds ``0 .. S-1``; see :meth:`subset`)."""
+    models: list[StackedSeeds] | None = None
+    """With :meth:`join`: the stack each seed lives in (``indices`` then index into it)."""
 
     def final_loss(self, last: int = 20) -> list[float]:
         """Each seed's mean training loss over its ``last`` steps."""
@@ -324,7 +326,8 @@ class StackedRun:
         """Seed ``seeds[index]``'s trained network alone (:meth:`StackedSeeds.copy_of`)."""
         if not 0 <= index < len(self.seeds):
             raise IndexError(f"index must be in [0, {len(self.seeds)}), got {index}.")
-        return self.model.copy_of(index if self.indices is None else self.indices[index])
+        stack = self.model if self.models is None else self.models[index]
+        return stack.copy_of(index if self.indices is None else self.indices[index])
 
     def subset(self, indices: Sequence[int]) -> "StackedRun":
         """The same run restricted to the seeds at ``indices`` (e.g. one learning rate of a grid).
@@ -339,7 +342,28 @@ class StackedRun:
             train_accuracy=pick(self.train_accuracy), steps=self.steps, samples=self.samples,
             test_samples=self.test_samples, seconds=self.seconds, cpu_seconds=self.cpu_seconds, model=self.model,
             test_curve=[pick(c) for c in self.test_curve], diverged=pick(self.diverged),
-            lr=pick(self.lr) if self.lr else [], indices=[base[i] for i in idx])
+            lr=pick(self.lr) if self.lr else [], indices=[base[i] for i in idx],
+            models=None if self.models is None else pick(self.models))
+
+    @staticmethod
+    def join(runs: Sequence["StackedRun"]) -> "StackedRun":
+        """One run holding the seeds of several runs of the same schedule (same steps and samples),
+        in order; :meth:`network` finds each seed in its own stack. Times add up."""
+        runs = list(runs)
+        if not runs:
+            raise ValueError("join needs at least one run.")
+        if len({(r.steps, r.samples, r.test_samples, len(r.test_curve)) for r in runs}) != 1:
+            raise ValueError("join needs runs of one schedule (the same steps, samples, test set and evaluations).")
+        cat = lambda name: [v for r in runs for v in getattr(r, name)]  # noqa: E731
+        where = [(r.model if r.models is None else r.models[i], i if r.indices is None else r.indices[i])
+                 for r in runs for i in range(len(r.seeds))]
+        return StackedRun(
+            seeds=cat("seeds"), test_accuracy=cat("test_accuracy"),
+            train_loss=torch.cat([r.train_loss for r in runs], dim=1), train_accuracy=cat("train_accuracy"),
+            steps=runs[0].steps, samples=runs[0].samples, test_samples=runs[0].test_samples,
+            seconds=sum(r.seconds for r in runs), cpu_seconds=sum(r.cpu_seconds for r in runs), model=runs[0].model,
+            test_curve=[[v for c in cs for v in c] for cs in zip(*(r.test_curve for r in runs))],
+            diverged=cat("diverged"), lr=cat("lr"), indices=[i for _, i in where], models=[m for m, _ in where])
 
 
 def _seed_tensors(model: StackedSeeds, seed_index: int, *, grads: bool = False) -> list[torch.Tensor]:
@@ -601,7 +625,8 @@ class LrGrid:
     run: StackedRun
     """The seeds trained at ``best_lr`` (test accuracy on the whole test set)."""
     full: StackedRun
-    """Every (rate, seed) of the grid, rate-major."""
+    """Every (rate, seed) trained for the choice, rate-major (only the selection seeds, see
+    ``selection_seeds``)."""
     train_samples: int
     validation_samples: int
 
@@ -617,6 +642,7 @@ def train_lr_grid(
     lrs: Sequence[float],
     validation: float = 0.2,
     split_seed: int = 0,
+    selection_seeds: int | None = None,
     **options,
 ) -> LrGrid:
     """Pick the learning rate of ``build()`` from the grid ``lrs`` on a validation split of the
@@ -627,7 +653,12 @@ def train_lr_grid(
     rate per copy), rate ``i`` with seed ``seeds[j]`` initialised from seed ``1000 * i + seeds[j]``
     (a stack needs distinct seeds). The rate with the best mean validation accuracy over its seeds
     is chosen; the test set plays no part in the choice. ``options`` go to :func:`train_stacked`
-    (SGD only)."""
+    (SGD only).
+
+    ``selection_seeds=k`` (cheaper) chooses with the first ``k`` seeds only, then trains the other
+    seeds at the chosen rate alone (same split, same schedule), and reports all of them: the same
+    networks as the full grid would give for those seeds, at a fraction of the cost (with ``rtd_T``
+    the random temporal deletion is drawn per stack, so there only its distribution is the same)."""
     grid = sorted(float(v) for v in lrs)
     if not grid or len(set(grid)) != len(grid):
         raise ValueError(f"lrs must be distinct and at least one, got {list(lrs)}.")
@@ -644,18 +675,25 @@ def train_lr_grid(
         raise ValueError(f"validation={validation} of {len(train_y)} training samples leaves no split.")
     order = torch.randperm(len(train_y), generator=torch.Generator().manual_seed(split_seed))
     val_idx, fit_idx = order[:n_val], order[n_val:]
-    ids = [1000 * i + s for i in range(len(grid)) for s in seeds]
-    per_copy = [lr for lr in grid for _ in seeds]
-    full = train_stacked(build, ids, (train_x[fit_idx], train_y[fit_idx], test_x, test_y), lr=per_copy, **options)
+    k = len(seeds) if selection_seeds is None else int(selection_seeds)
+    if not 1 <= k <= len(seeds):
+        raise ValueError(f"selection_seeds must be in [1, {len(seeds)}], got {selection_seeds}.")
+    chosen_by, rest = seeds[:k], seeds[k:]
+    fit_data = (train_x[fit_idx], train_y[fit_idx], test_x, test_y)
+    ids = [1000 * i + s for i in range(len(grid)) for s in chosen_by]
+    per_copy = [lr for lr in grid for _ in chosen_by]
+    full = train_stacked(build, ids, fit_data, lr=per_copy, **options)
     T = options.get("T") if train_x.dim() != 5 else train_x.shape[1]
     val = evaluate_stacked(full.model, train_x[val_idx], train_y[val_idx], T=T,
                            batch=options.get("eval_batch", 450))
-    S = len(seeds)
-    val_grid = [val[i * S:(i + 1) * S] for i in range(len(grid))]
-    means = [sum(v) / S for v in val_grid]
+    val_grid = [val[i * k:(i + 1) * k] for i in range(len(grid))]
+    means = [sum(v) / k for v in val_grid]
     best = max(range(len(grid)), key=lambda i: (means[i], -i))
-    return LrGrid(lrs=grid, validation_accuracy=val_grid, best_lr=grid[best],
-                  run=full.subset(range(best * S, (best + 1) * S)), full=full,
+    run = full.subset(range(best * k, (best + 1) * k))
+    if rest:
+        others = train_stacked(build, [1000 * best + s for s in rest], fit_data, lr=grid[best], **options)
+        run = StackedRun.join([run, others])
+    return LrGrid(lrs=grid, validation_accuracy=val_grid, best_lr=grid[best], run=run, full=full,
                   train_samples=len(fit_idx), validation_samples=n_val)
 
 
