@@ -182,18 +182,11 @@ def _item_backward(x, v0, gs, gv_last, a, c, mean, invstd, prm, charge, hard, de
         q_acc[p] += np.float64(q_loc[p])
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def bn_spiking_backward(x, v0, gs, gv_last, a, c, mean, invstd, prm, charge, hard, detach, cut, items, gy,
-                        s_out, q_out):
-    """First backward pass: ∂L/∂y into ``gy[T, N]`` (the neuron's surrogate backward, from ``H``
-    recomputed from ``x``), and per group ``g`` the partial sums ``s_out[g, p] = Σ ∂L/∂y`` and
-    ``q_out[g, p] = Σ ∂L/∂y·x̂`` (``x̂ = (x - mean[p])·invstd[p]``; ``mean``, ``invstd`` in the
-    input's dtype) per pattern position: in the input's precision within a work item, in float64
-    across items.
-    ``gs[T, N]`` is ∂L/∂S, ``gv_last[N]`` ∂L/∂V after the last step (empty: 0)."""
+@njit(inline="always", cache=True)
+def _groups_backward(x, v0, gs, gv_last, a, c, mean, invstd, prm, charge, hard, detach, cut, items, gy, s_out, q_out,
+                     code):
     G = s_out.shape[0]
     nitems = items.shape[0]
-    code = int(prm[P_CODE])
     for g in prange(G):
         s_acc = s_out[g]
         q_acc = q_out[g]
@@ -201,21 +194,52 @@ def bn_spiking_backward(x, v0, gs, gv_last, a, c, mean, invstd, prm, charge, har
         q_acc[:] = 0.0
         for it in range(g * nitems // G, (g + 1) * nitems // G):
             o0, o1, p0, p1 = items[it, 0], items[it, 1], items[it, 2], items[it, 3]
-            if code == 0:
-                _item_backward(x, v0, gs, gv_last, a, c, mean, invstd, prm, charge, hard, detach, cut,
-                               o0, o1, p0, p1, gy, s_acc, q_acc, 0)
-            elif code == 1:
-                _item_backward(x, v0, gs, gv_last, a, c, mean, invstd, prm, charge, hard, detach, cut,
-                               o0, o1, p0, p1, gy, s_acc, q_acc, 1)
-            elif code == 2:
-                _item_backward(x, v0, gs, gv_last, a, c, mean, invstd, prm, charge, hard, detach, cut,
-                               o0, o1, p0, p1, gy, s_acc, q_acc, 2)
-            elif code == 3:
-                _item_backward(x, v0, gs, gv_last, a, c, mean, invstd, prm, charge, hard, detach, cut,
-                               o0, o1, p0, p1, gy, s_acc, q_acc, 3)
-            else:
-                _item_backward(x, v0, gs, gv_last, a, c, mean, invstd, prm, charge, hard, detach, cut,
-                               o0, o1, p0, p1, gy, s_acc, q_acc, 4)
+            _item_backward(x, v0, gs, gv_last, a, c, mean, invstd, prm, charge, hard, detach, cut,
+                           o0, o1, p0, p1, gy, s_acc, q_acc, code)
+
+
+# One parallel kernel per surrogate code, each with its code constant (the inlined backward loop keeps
+# no branch and vectorises). Numba compiles a kernel on its first call only, so a network pays for the
+# surrogates it uses: compiling all five in one kernel took about 70 s on this machine's CPU.
+@njit(parallel=True, cache=True, nogil=True)
+def _backward_code0(x, v0, gs, gv_last, a, c, mean, invstd, prm, charge, hard, detach, cut, items, gy, s_out, q_out):
+    _groups_backward(x, v0, gs, gv_last, a, c, mean, invstd, prm, charge, hard, detach, cut, items, gy, s_out, q_out, 0)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _backward_code1(x, v0, gs, gv_last, a, c, mean, invstd, prm, charge, hard, detach, cut, items, gy, s_out, q_out):
+    _groups_backward(x, v0, gs, gv_last, a, c, mean, invstd, prm, charge, hard, detach, cut, items, gy, s_out, q_out, 1)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _backward_code2(x, v0, gs, gv_last, a, c, mean, invstd, prm, charge, hard, detach, cut, items, gy, s_out, q_out):
+    _groups_backward(x, v0, gs, gv_last, a, c, mean, invstd, prm, charge, hard, detach, cut, items, gy, s_out, q_out, 2)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _backward_code3(x, v0, gs, gv_last, a, c, mean, invstd, prm, charge, hard, detach, cut, items, gy, s_out, q_out):
+    _groups_backward(x, v0, gs, gv_last, a, c, mean, invstd, prm, charge, hard, detach, cut, items, gy, s_out, q_out, 3)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _backward_code4(x, v0, gs, gv_last, a, c, mean, invstd, prm, charge, hard, detach, cut, items, gy, s_out, q_out):
+    _groups_backward(x, v0, gs, gv_last, a, c, mean, invstd, prm, charge, hard, detach, cut, items, gy, s_out, q_out, 4)
+
+
+_BACKWARD_BY_CODE = (_backward_code0, _backward_code1, _backward_code2, _backward_code3, _backward_code4)
+
+
+def bn_spiking_backward(x, v0, gs, gv_last, a, c, mean, invstd, prm, charge, hard, detach, cut, items, gy,
+                        s_out, q_out):
+    """First backward pass: ∂L/∂y into ``gy[T, N]`` (the neuron's surrogate backward, from ``H``
+    recomputed from ``x``), and per group ``g`` the partial sums ``s_out[g, p] = Σ ∂L/∂y`` and
+    ``q_out[g, p] = Σ ∂L/∂y·x̂`` (``x̂ = (x - mean[p])·invstd[p]``; ``mean``, ``invstd`` in the
+    input's dtype) per pattern position: in the input's precision within a work item, in float64
+    across items.
+    ``gs[T, N]`` is ∂L/∂S, ``gv_last[N]`` ∂L/∂V after the last step (empty: 0). Runs the kernel of the
+    surrogate's code (``prm[P_CODE]``)."""
+    kernel = _BACKWARD_BY_CODE[int(prm[P_CODE])]
+    kernel(x, v0, gs, gv_last, a, c, mean, invstd, prm, charge, hard, detach, cut, items, gy, s_out, q_out)
 
 
 @njit(parallel=True, cache=True, nogil=True)
