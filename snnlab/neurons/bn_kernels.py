@@ -53,6 +53,16 @@ def plan(outer: int, pattern: int, groups: int, target: int = 16384) -> np.ndarr
     return np.array([(o, min(o + per, outer), 0, pattern) for o in range(0, outer, per)], dtype=np.int64)
 
 
+@njit(inline="always", cache=True)
+def _group_rows(s_out, q_out, g):
+    """Group ``g``'s rows of the two partial-sum arrays, zeroed."""
+    s = s_out[g]
+    q = q_out[g]
+    s[:] = 0.0
+    q[:] = 0.0
+    return s, q
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def pattern_sums(x, s_out, q_out):
     """Partial sums of ``x`` and ``x²`` per pattern position: ``x[R, P]`` (rows: every step's
@@ -60,10 +70,7 @@ def pattern_sums(x, s_out, q_out):
     R, P = x.shape
     G = s_out.shape[0]
     for g in prange(G):
-        s = s_out[g]
-        q = q_out[g]
-        s[:] = 0.0
-        q[:] = 0.0
+        s, q = _group_rows(s_out, q_out, g)
         for r in range(g * R // G, (g + 1) * R // G):
             for p in range(P):
                 v = np.float64(x[r, p])
@@ -188,45 +195,28 @@ def _groups_backward(x, v0, gs, gv_last, a, c, mean, invstd, prm, charge, hard, 
     G = s_out.shape[0]
     nitems = items.shape[0]
     for g in prange(G):
-        s_acc = s_out[g]
-        q_acc = q_out[g]
-        s_acc[:] = 0.0
-        q_acc[:] = 0.0
+        s_acc, q_acc = _group_rows(s_out, q_out, g)
         for it in range(g * nitems // G, (g + 1) * nitems // G):
             o0, o1, p0, p1 = items[it, 0], items[it, 1], items[it, 2], items[it, 3]
             _item_backward(x, v0, gs, gv_last, a, c, mean, invstd, prm, charge, hard, detach, cut,
                            o0, o1, p0, p1, gy, s_acc, q_acc, code)
 
 
-# One parallel kernel per surrogate code, each with its code constant (the inlined backward loop keeps
-# no branch and vectorises). Numba compiles a kernel on its first call only, so a network pays for the
-# surrogates it uses: compiling all five in one kernel took about 70 s on this machine's CPU.
-@njit(parallel=True, cache=True, nogil=True)
-def _backward_code0(x, v0, gs, gv_last, a, c, mean, invstd, prm, charge, hard, detach, cut, items, gy, s_out, q_out):
-    _groups_backward(x, v0, gs, gv_last, a, c, mean, invstd, prm, charge, hard, detach, cut, items, gy, s_out, q_out, 0)
+def _backward_kernel(code: int):
+    """The first backward pass as one parallel kernel for surrogate ``code``: the code is a constant of
+    the kernel (a closure variable), so the inlined backward loop keeps no branch and vectorises. Numba
+    compiles a kernel on its first call only (and caches it keyed by the code), so a network pays for
+    the surrogates it uses: one kernel for all five codes took about 70 s to compile on a cold cache."""
+
+    @njit(parallel=True, cache=True, nogil=True)
+    def kernel(x, v0, gs, gv_last, a, c, mean, invstd, prm, charge, hard, detach, cut, items, gy, s_out, q_out):
+        _groups_backward(x, v0, gs, gv_last, a, c, mean, invstd, prm, charge, hard, detach, cut, items, gy, s_out,
+                         q_out, code)
+
+    return kernel
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def _backward_code1(x, v0, gs, gv_last, a, c, mean, invstd, prm, charge, hard, detach, cut, items, gy, s_out, q_out):
-    _groups_backward(x, v0, gs, gv_last, a, c, mean, invstd, prm, charge, hard, detach, cut, items, gy, s_out, q_out, 1)
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def _backward_code2(x, v0, gs, gv_last, a, c, mean, invstd, prm, charge, hard, detach, cut, items, gy, s_out, q_out):
-    _groups_backward(x, v0, gs, gv_last, a, c, mean, invstd, prm, charge, hard, detach, cut, items, gy, s_out, q_out, 2)
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def _backward_code3(x, v0, gs, gv_last, a, c, mean, invstd, prm, charge, hard, detach, cut, items, gy, s_out, q_out):
-    _groups_backward(x, v0, gs, gv_last, a, c, mean, invstd, prm, charge, hard, detach, cut, items, gy, s_out, q_out, 3)
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def _backward_code4(x, v0, gs, gv_last, a, c, mean, invstd, prm, charge, hard, detach, cut, items, gy, s_out, q_out):
-    _groups_backward(x, v0, gs, gv_last, a, c, mean, invstd, prm, charge, hard, detach, cut, items, gy, s_out, q_out, 4)
-
-
-_BACKWARD_BY_CODE = (_backward_code0, _backward_code1, _backward_code2, _backward_code3, _backward_code4)
+_BACKWARD_BY_CODE = tuple(_backward_kernel(code) for code in range(5))
 
 
 def bn_spiking_backward(x, v0, gs, gv_last, a, c, mean, invstd, prm, charge, hard, detach, cut, items, gy,
