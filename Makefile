@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 book: $(STAMP)
-	$(PY) scripts/build_book.py
+	$(PY) scripts/build_book.py --jobs 2
 
 test: $(STAMP)
 	@bash scripts/ensure-chromium.sh

@@ -4,7 +4,8 @@
     python scripts/build_book.py                 # full mode, into book/_build/html
     python scripts/build_book.py --quick         # quick mode (what the tests build)
     python scripts/build_book.py --output DIR    # build into DIR/_build/html
-    python scripts/build_book.py --jobs 2        # execute two chapters at a time
+    python scripts/build_book.py --jobs 2        # execute two chapters at a time (what `make book`
+                                                 # does; chapters that time code run alone after)
     python scripts/build_book.py --only 03_sew_resnet   # re-execute one chapter, reuse the others
                                                          # from the previous build in the same place
 
@@ -92,6 +93,11 @@ def execute_chapter(source: Path, notebook: Path, *, quick: bool, timeout: int =
     return time.perf_counter() - start
 
 
+RUN_ALONE = ("01_neurons", "07_atsn")
+"""Chapters whose findings rest on wall-clock timings (kernel speed, adaptive inference's time
+saved): with ``--jobs`` above 1 they run after the others, with no other chapter beside them."""
+
+
 def _execute_one(args) -> tuple[str, float]:
     source, notebook, quick = args
     return Path(source).stem, execute_chapter(Path(source), Path(notebook), quick=quick)
@@ -115,11 +121,17 @@ def execute_all(folder: Path, quick: bool, jobs: int = 1, only: list[str] | None
             if not only or src.stem in only or not (folder / f"{src.stem}.ipynb").exists()]
     folder.mkdir(parents=True, exist_ok=True)
     mode_file.write_text(mode)
-    if jobs <= 1:
-        for item in work:
-            name, seconds = _execute_one(item)
-            print(f"  executed {name} in {seconds:.0f} s", flush=True)
-    else:
+    # with jobs > 1, the chapters that time code on the wall clock run afterwards, one at a time
+    alone = [item for item in work if jobs <= 1 or Path(item[0]).stem in RUN_ALONE]
+    _execute_together([item for item in work if item not in alone], jobs)
+    for item in alone:
+        name, seconds = _execute_one(item)
+        print(f"  executed {name} in {seconds:.0f} s", flush=True)
+    return {src.stem: folder / f"{src.stem}.ipynb" for src in sources}
+
+
+def _execute_together(work: list, jobs: int) -> None:
+    if work:
         pool = ProcessPoolExecutor(max_workers=jobs)
         futures = [pool.submit(_execute_one, item) for item in work]
         try:
@@ -134,7 +146,6 @@ def execute_all(folder: Path, quick: bool, jobs: int = 1, only: list[str] | None
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown()
-    return {src.stem: folder / f"{src.stem}.ipynb" for src in sources}
 
 
 def figure_problems(executed: dict[str, Path]) -> list[str]:
