@@ -130,9 +130,16 @@ def execute_all(folder: Path, quick: bool, jobs: int = 1, only: list[str] | None
     return {src.stem: folder / f"{src.stem}.ipynb" for src in sources}
 
 
+def _one_thread_each() -> None:
+    # chapters that run side by side get one thread each (torch's default and snnlab's
+    # thread_budget): two chapters on two threads each oversubscribe two cores and spin-wait
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["SNNLAB_MAX_THREADS"] = "1"
+
+
 def _execute_together(work: list, jobs: int) -> None:
     if work:
-        pool = ProcessPoolExecutor(max_workers=jobs)
+        pool = ProcessPoolExecutor(max_workers=jobs, initializer=_one_thread_each)
         futures = [pool.submit(_execute_one, item) for item in work]
         try:
             for future in as_completed(futures):

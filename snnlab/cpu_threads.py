@@ -33,7 +33,8 @@ import torch
 
 from snnlab.checks import check_positive_int
 
-__all__ = ["PARALLEL_MIN_WORK", "start_numba_threads", "kernel_thread_count", "numba_threads", "parallel_min_work", "thread_budget"]
+__all__ = ["PARALLEL_MIN_WORK", "start_numba_threads", "kernel_thread_count", "numba_threads", "parallel_min_work", "thread_budget",
+           "max_threads", "MAX_THREADS_ENV"]
 
 PARALLEL_MIN_WORK = 1 << 16
 """Below this many elements of work (neuron-steps) a kernel runs on one thread."""
@@ -96,11 +97,31 @@ def parallel_min_work(value: int) -> Iterator[None]:
         PARALLEL_MIN_WORK = previous
 
 
+MAX_THREADS_ENV = "SNNLAB_MAX_THREADS"
+"""Environment variable that caps :func:`thread_budget` (``make book`` sets it to 1 in the chapters
+it runs two at a time, so that two chapters never want more threads than there are cores)."""
+
+
+def max_threads() -> int | None:
+    """The cap on :func:`thread_budget` from ``SNNLAB_MAX_THREADS`` (None when unset)."""
+    import os
+
+    value = os.environ.get(MAX_THREADS_ENV, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{MAX_THREADS_ENV} must be a positive whole number of threads, got {value!r}")
+    return int(value)
+
+
 @contextmanager
 def thread_budget(n: int) -> Iterator[None]:
-    """Run the block with ``n`` torch threads and up to ``n`` Numba threads; both restored after.
-    Numba's count is set first and torch's last, since a Numba change can reset torch's count."""
+    """Run the block with ``n`` torch threads and up to ``n`` Numba threads (at most
+    ``SNNLAB_MAX_THREADS`` when that is set); both restored after. Numba's count is set first and
+    torch's last, since a Numba change can reset torch's count."""
     check_positive_int("threads", n)
+    cap = max_threads()
+    n = min(n, cap) if cap is not None else n
     start_numba_threads()
     before = torch.get_num_threads(), numba.get_num_threads()
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))

@@ -117,3 +117,23 @@ def test_thread_budget_sets_both_and_restores(restore_threads):
     with pytest.raises(ValueError, match="threads must be >= 1"):
         with thread_budget(0):
             pass
+
+
+def test_thread_budget_is_capped_by_the_environment(restore_threads, monkeypatch):
+    """make book runs two chapters at a time with SNNLAB_MAX_THREADS=1: a chapter asking for two
+    threads then gets one (two chapters on two threads each oversubscribe the cores)."""
+    from snnlab.cpu_threads import thread_budget
+
+    torch.set_num_threads(1)
+    monkeypatch.setenv("SNNLAB_MAX_THREADS", "1")
+    with thread_budget(2):
+        assert torch.get_num_threads() == 1 and numba.get_num_threads() == 1
+    monkeypatch.delenv("SNNLAB_MAX_THREADS")
+    if numba.config.NUMBA_NUM_THREADS >= 2:
+        with thread_budget(2):
+            assert torch.get_num_threads() == 2 and numba.get_num_threads() == 2
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("SNNLAB_MAX_THREADS", bad)
+        with pytest.raises(ValueError, match="SNNLAB_MAX_THREADS must be a positive whole number"):
+            with thread_budget(2):
+                pass
