@@ -224,6 +224,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="chapters executed at the same time (default 1)")
     parser.add_argument("--only", help="comma-separated chapters to execute; reuse the rest from the last build")
     args = parser.parse_args()
+    if args.jobs < 1:
+        parser.error(f"--jobs must be a whole number of chapters at a time, at least 1, got {args.jobs}")
     only = [name.strip() for name in args.only.split(",")] if args.only else None
     html = build(args.output.resolve() if args.output else None, args.quick, jobs=args.jobs, only=only)
     print(f"open the site: file://{html / 'index.html'}")
