@@ -382,6 +382,30 @@ def test_pooling_seconds_reports_both():
     assert set(seconds) == {"max_pool2d", "SpikeMaxPool2d"} and all(v > 0 for v in seconds.values())
 
 
+def test_convolution_cost_reads_each_convolutions_input_and_times_both_paths(batch):
+    from snnlab.bench.adaptive import convolution_cost
+
+    net = _net()  # conv(1 -> 6) on 8x8 images, pool, conv(6 -> 8) on the 4x4 spikes
+    with torch.no_grad():
+        reference = fixed_inference(net, batch[:3], T=4)[0]
+    cost = convolution_cost(net, batch, T=4, batch_sizes=(2, 0), repeats=2)
+    assert cost["layers"] == [{"layer": "features.0.layers.0", "input": [1, 8, 8]},
+                              {"layer": "features.3.layers.0", "input": [6, 4, 4]}]
+    assert sorted(cost["by_batch"]) == [2, 40]                      # 0: all of x as one batch
+    for entry in cost["by_batch"].values():
+        assert entry["per_step_us_per_image"] > 0 and entry["one_call_us_per_image"] > 0
+        assert entry["one_call_advantage"] == pytest.approx(entry["per_step_us_per_image"]
+                                                            / entry["one_call_us_per_image"])
+    assert not any(m._forward_pre_hooks for m in net.modules())      # its hooks are gone
+    assert torch.equal(fixed_inference(net, batch[:3], T=4)[0], reference)
+    with pytest.raises(ValueError, match="no"):
+        convolution_cost(nn.Sequential(nn.Flatten(), nn.Linear(64, 10)), batch, T=4)
+    with pytest.raises(ValueError, match="repeats"):
+        convolution_cost(net, batch, T=4, repeats=0)
+    with pytest.raises(ValueError, match="batch sizes"):
+        convolution_cost(net, batch, T=4, batch_sizes=(-1,))
+
+
 def test_runs_leave_every_state_reset_as_reset_model_does(batch):
     from snnlab.neurons import StatefulNode
     from snnlab.training.traces import _ATTR, TraceLayer

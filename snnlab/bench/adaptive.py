@@ -43,7 +43,8 @@ import torch
 
 from snnlab.cpu_threads import thread_budget
 
-__all__ = ["add_arguments", "run", "measure", "exit_rules", "per_step_cost", "pooling_seconds", "targets"]
+__all__ = ["add_arguments", "run", "measure", "exit_rules", "per_step_cost", "pooling_seconds", "convolution_cost",
+           "targets"]
 
 WORK_LIMIT = 0.70
 """The target applies where adaptive inference computes at most this fraction of the sample-steps ..."""
@@ -139,6 +140,68 @@ def targets(rows: list[dict]) -> list[dict]:
     return out
 
 
+def convolution_cost(model, x: torch.Tensor, *, T: int, kind: str = "static", batch_sizes=(16,),
+                     repeats: int = 20) -> dict:
+    """What a convolution costs per image in each path, at each batch size B of ``batch_sizes``.
+
+    A per-step loop (and adaptive inference, with B slots) calls each ``nn.Conv2d`` of ``model`` on at
+    most B images per step; the one-call fixed-T path calls it once on T·B images (the time steps
+    folded into the batch). A CPU convolution of a few channels is cheaper per image in the larger
+    call, which the per-step paths cannot have. The convolutions' input shapes are read from one
+    fixed-T run of ``x[:1]``; each is then timed alone (median of ``repeats``, no gradient, the
+    calling thread budget) on random inputs of B and of T·B images. Returns
+    ``{"layers": [{"layer", "input"}], "by_batch": {B: {"per_step_us_per_image",
+    "one_call_us_per_image", "one_call_advantage"}}}`` (sums over the layers; advantage above 1:
+    the one call is cheaper per image). With static input the stepper runs the convolutions before
+    the first neuron once per sample, not per step: read those layers' rows with that in mind."""
+    import time
+
+    from snnlab.inference import fixed_inference
+
+    convs = [(name, m) for name, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)]
+    if not convs:
+        raise ValueError("convolution_cost needs a model with nn.Conv2d layers; this one has none.")
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be an int >= 1, got {repeats!r}.")
+    shapes: dict[str, tuple] = {}
+    def record(name):
+        def hook(module, args):
+            shapes.setdefault(name, tuple(args[0].shape[1:]))   # returns None: the input is unchanged
+        return hook
+
+    hooks = [m.register_forward_pre_hook(record(name)) for name, m in convs]
+    try:
+        fixed_inference(model, x[:1], T=T, kind=kind)
+    finally:
+        for h in hooks:
+            h.remove()
+    gen = torch.Generator().manual_seed(0)
+    by_batch = {}
+    with torch.no_grad():
+        for b in batch_sizes:
+            b = len(x) if b in (0, None) else int(b)
+            if b < 1:
+                raise ValueError(f"batch sizes must be >= 1 (or 0 for all of x), got {b}.")
+            per_image = {"per_step": 0.0, "one_call": 0.0}
+            for name, conv in convs:
+                if name not in shapes:
+                    continue                                  # not reached by this input
+                for path, n in (("per_step", b), ("one_call", T * b)):
+                    z = (torch.rand(n, *shapes[name], generator=gen) > 0.7).float()
+                    conv(z)                                   # first call: set-up, untimed
+                    times = []
+                    for _ in range(repeats):
+                        start = time.perf_counter()
+                        conv(z)
+                        times.append(time.perf_counter() - start)
+                    per_image[path] += float(np.median(times)) / n
+            by_batch[b] = {"per_step_us_per_image": 1e6 * per_image["per_step"],
+                           "one_call_us_per_image": 1e6 * per_image["one_call"],
+                           "one_call_advantage": per_image["per_step"] / per_image["one_call"]}
+    return {"layers": [{"layer": name, "input": list(shapes[name])} for name, _ in convs if name in shapes],
+            "by_batch": by_batch}
+
+
 def pooling_seconds(shape=(450, 8, 8, 8), repeats: int = 20) -> dict:
     """Median seconds of torch's ``max_pool2d`` and :class:`~snnlab.models.atsn_vgg.SpikeMaxPool2d` on
     random spikes of ``shape`` without gradient (the operation the profile found most expensive)."""
@@ -189,6 +252,8 @@ def run(args: argparse.Namespace) -> dict:
     rows = measure(model, x, rules, T=T, batch_sizes=batch_sizes, repeats=repeats, n_threads=args.threads)
     with thread_budget(args.threads):
         pooling = pooling_seconds((len(x), 8, 8, 8))
+    with thread_budget(args.threads):
+        convolutions = convolution_cost(model, x, T=T, batch_sizes=batch_sizes, repeats=3 if quick else 20)
     verdicts = targets(rows)
     return {
         "targets": {"goal": f"where adaptive inference computes <= {WORK_LIMIT:.0%} of the sample-steps, it takes "
@@ -203,4 +268,5 @@ def run(args: argparse.Namespace) -> dict:
         "per_step_cost": per_step_cost(rows, T),
         "pooling_seconds": pooling,
         "pooling_speedup": pooling["max_pool2d"] / pooling["SpikeMaxPool2d"],
+        "convolutions": convolutions,
     }
