@@ -33,6 +33,7 @@ import os
 import re
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -225,22 +226,31 @@ def rendered(site, tmp_path_factory) -> dict:
         if os.environ.get("CI"):
             pytest.fail("the browser check must run in CI, but " + reason)
         pytest.skip(reason)
+    # one browser per viewport, side by side (rendering and screenshots keep a core busy each)
+    profiles = {viewport: tmp_path_factory.mktemp(f"chromium-{viewport}") for viewport in VIEWPORTS}
+    with ThreadPoolExecutor(len(VIEWPORTS)) as pool:
+        parts = [pool.submit(_render_viewport, site, viewport, profiles[viewport]) for viewport in VIEWPORTS]
+        return {key: data for part in parts for key, data in part.result().items()}
+
+
+def _render_viewport(site, viewport: str, profile: Path) -> dict:
+    """Every page in one Chromium at ``viewport``: {(page, viewport): data} (see ``rendered``)."""
+    width, height, mobile = VIEWPORTS[viewport]
     results = {}
-    with Chromium(tmp_path_factory.mktemp("chromium-profile")) as browser:
+    with Chromium(profile) as browser:
         for page in PAGES:
             url = (site.html / f"{page}.html").as_uri()
-            for viewport, (width, height, mobile) in VIEWPORTS.items():
-                browser.open(url, width=width, height=height, mobile=mobile)
-                shots = [str(p) for p in browser.screenshot_slices(ARTIFACTS / page / f"{width}px")]
-                layout_width = browser.evaluate("window.innerWidth")
-                console, failed = list(browser.console), list(browser.failed_requests)
-                if mobile:
-                    browser.open(url, width=width, height=height, mobile=False)
-                data = browser.evaluate(MEASURE_JS)
-                data.update(shots=shots, layout_width=layout_width, console=console, failed_requests=failed)
-                if viewport == "desktop":
-                    data["sliders"] = browser.evaluate(SLIDERS_JS)
-                results[page, viewport] = data
+            browser.open(url, width=width, height=height, mobile=mobile)
+            shots = [str(p) for p in browser.screenshot_slices(ARTIFACTS / page / f"{width}px")]
+            layout_width = browser.evaluate("window.innerWidth")
+            console, failed = list(browser.console), list(browser.failed_requests)
+            if mobile:
+                browser.open(url, width=width, height=height, mobile=False)
+            data = browser.evaluate(MEASURE_JS)
+            data.update(shots=shots, layout_width=layout_width, console=console, failed_requests=failed)
+            if viewport == "desktop":
+                data["sliders"] = browser.evaluate(SLIDERS_JS)
+            results[page, viewport] = data
     return results
 
 
