@@ -210,7 +210,11 @@ class Chromium:
 
     def screenshot_slices(self, stem: Path, max_slices: int = 60) -> list[Path]:
         """The whole page as viewport-high PNG slices ``stem-01.png``, ``stem-02.png``, ...
-        (at most ``max_slices``; the last slice is cut at the page's end)."""
+        (at most ``max_slices``; the last slice is cut at the page's end).
+
+        Each slice is what a reader sees after scrolling there: the window is scrolled to the
+        slice and the viewport captured. (Capturing beyond the viewport instead, in one long
+        render, showed some deep slices of long pages shifted sideways, which no reader sees.)"""
         size = self.evaluate("[document.documentElement.scrollWidth, document.documentElement.scrollHeight,"
                              " window.innerWidth, window.innerHeight]")
         page_w, page_h, view_w, view_h = size
@@ -221,10 +225,14 @@ class Chromium:
             old.unlink()
         for i in range(min(max_slices, -(-page_h // view_h))):
             top = i * view_h
+            # scroll there and wait for two frames (near the end the window stops at page_h - view_h,
+            # and the clip, in page coordinates, is still inside the viewport)
+            self.evaluate(f"new Promise(done => {{ window.scrollTo(0, {top}); "
+                          "requestAnimationFrame(() => requestAnimationFrame(() => done(window.scrollY))); })")
             clip = {"x": 0, "y": top, "width": view_w, "height": min(view_h, page_h - top), "scale": 1}
-            data = self.call("Page.captureScreenshot", {"format": "png", "clip": clip,
-                                                        "captureBeyondViewport": True})["data"]
+            data = self.call("Page.captureScreenshot", {"format": "png", "clip": clip})["data"]
             path = stem.parent / f"{stem.name}-{i + 1:02d}.png"
             path.write_bytes(base64.b64decode(data))
             paths.append(path)
+        self.evaluate("window.scrollTo(0, 0)")
         return paths
