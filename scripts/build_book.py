@@ -103,6 +103,38 @@ def _execute_one(args) -> tuple[str, float]:
     return Path(source).stem, execute_chapter(Path(source), Path(notebook), quick=quick)
 
 
+_FONT_PROBE = """
+import json, os, matplotlib, matplotlib.font_manager as fm
+cache = os.path.join(matplotlib.get_cachedir(), f"fontlist-v{fm.FontManager.__version__}.json")
+stix = [f.fname for f in fm.fontManager.ttflist if f.name == "STIXGeneral"]
+print(json.dumps({"cache": cache, "ok": any(os.path.isfile(p) for p in stix)}))
+"""
+
+
+def _probe_fonts() -> dict:
+    done = subprocess.run([sys.executable, "-c", _FONT_PROBE], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def check_font_cache() -> bool:
+    """True if matplotlib's font list (one per user, ``fontlist-v*.json`` in its cache folder, with
+    paths) has matplotlib's own fonts. A list written by a matplotlib whose font files were missing
+    (an environment half-installed or half-deleted: the list is shared by every environment of the
+    user) lacks them; then every chapter's first figure warns "findfont: Font family 'STIXGeneral' not
+    found" on stderr and the build fails on it. Such a list is removed
+    (matplotlib writes it again) and False returned; if matplotlib still cannot find its fonts, exit."""
+    info = _probe_fonts()
+    if info["ok"]:
+        return True
+    Path(info["cache"]).unlink(missing_ok=True)
+    print(f"matplotlib's font cache {info['cache']} did not list matplotlib's own fonts (written by an "
+          "environment without them?); removed it, matplotlib writes it again", flush=True)
+    if not _probe_fonts()["ok"]:
+        raise SystemExit("matplotlib cannot find its own fonts (STIXGeneral) even with a fresh font cache; "
+                         "reinstall matplotlib in this environment.")
+    return False
+
+
 def execute_all(folder: Path, quick: bool, jobs: int = 1, only: list[str] | None = None) -> dict[str, Path]:
     """Execute every chapter into ``folder``; return {name: executed notebook}. With ``only``,
     execute just those chapters and reuse the others' notebooks already in ``folder`` (a chapter
@@ -119,6 +151,8 @@ def execute_all(folder: Path, quick: bool, jobs: int = 1, only: list[str] | None
         raise SystemExit(f"unknown chapters {sorted(unknown)}; chapters: {[src.stem for src in sources]}")
     work = [(str(src), str(folder / f"{src.stem}.ipynb"), quick) for src in sources
             if not only or src.stem in only or not (folder / f"{src.stem}.ipynb").exists()]
+    if work:
+        check_font_cache()
     folder.mkdir(parents=True, exist_ok=True)
     mode_file.write_text(mode)
     # with jobs > 1, the chapters that time code on the wall clock run afterwards, one at a time
