@@ -315,6 +315,12 @@ def test_bench_adaptive_quick(capsys):
         assert 0 <= row["outside_network_share"] < 1
         assert not any(k.endswith("_calls") for k in row["ms"])  # counts are not milliseconds
         assert row["network_calls"]["adaptive"] <= row["network_calls"]["fixed_stepwise"]
+        chunked = row["chunked"]                           # chunk="auto" timed in the same repeats
+        assert chunked["chunk"] == "auto" and 1 <= chunked["steps_per_call"] <= 4
+        assert row["sample_steps"] <= chunked["sample_steps"] <= 1
+        assert chunked["adaptive_over_fixed"] == pytest.approx(row["ms"]["adaptive_chunked"] / row["ms"]["fixed"])
+    modes = {v["mode"] for v in bench["targets"]["rows"]}
+    assert modes <= {"step", "chunked"} and set(bench["targets"]["met"]) == {"step", "chunked"}
 
 
 @pytest.mark.parametrize("output", ["integrator", "linear"])
@@ -353,13 +359,20 @@ def test_step_with_bad_input_raises(batch):
 def test_targets_are_read_against_the_one_call_path():
     from snnlab.bench.adaptive import targets
 
-    def row(rule, b, work, one_call, stepwise):
+    def row(rule, b, work, one_call, stepwise, chunked=None):
         return {"rule": rule, "batch_size": b, "sample_steps": work, "adaptive_over_fixed": one_call,
-                "adaptive_over_fixed_cpu": one_call, "adaptive_over_fixed_stepwise": stepwise}
+                "adaptive_over_fixed_cpu": one_call, "adaptive_over_fixed_stepwise": stepwise,
+                "network_calls": {"adaptive": 10, "fixed_stepwise": 20, "fixed": 5}, "chunked": chunked}
+
+    def chunked(work, one_call, per_call):
+        return {"chunk": "auto", "sample_steps": work, "adaptive_over_fixed": one_call,
+                "adaptive_over_fixed_cpu": one_call, "adaptive_over_fixed_stepwise": one_call, "steps_per_call": per_call, "network_calls": 4}
     verdicts = targets([row("default", 16, 0.9, 2.0, 2.0),       # > 70 % of the work: no target
-                        row("half", 16, 0.5, 0.79, 0.9), row("half", 64, 0.5, 0.85, 0.6)])
-    assert [(v["batch_size"], v["met"], v["met_against_stepwise"]) for v in verdicts] == [(16, True, False),
-                                                                                           (64, False, True)]
+                        row("half", 16, 0.5, 0.79, 0.9, chunked(0.6, 0.5, 2.0)),
+                        row("half", 64, 0.5, 0.85, 0.6, chunked(0.75, 0.4, 4.0))])   # chunked: > 70 %, no target
+    assert [(v["batch_size"], v["mode"], v["met"], v["met_against_stepwise"]) for v in verdicts] == [
+        (16, "step", True, False), (16, "chunked", True, True), (64, "step", False, True)]
+    assert verdicts[1]["steps_per_call"] == 2.0 and verdicts[1]["network_calls"]["adaptive"] == 4
 
 
 def test_per_step_cost_fit_recovers_a_line():

@@ -26,11 +26,27 @@ after one torch softmax; any other rule runs through its per-step form
 Determinism: eval mode, no gradient; the same inputs give the same exit steps and predictions as
 the offline rule on a full fixed-T run (tested), because every layer acts on each sample separately
 (BatchNorm in eval mode is an affine map per channel), the neurons are run step by step, and the
-rule's per-step form does the offline rule's arithmetic on running sums.
+rule's per-step form does the offline rule's arithmetic on running sums. One caveat: a library
+convolution or matrix product may pick another kernel for another number of rows (oneDNN and MKL
+do), which can change the last bits of an output. Measured on chapter 7's network: outputs at batch
+1 and 64 differ from the one-call run's by at most 1e-6 (and at batch 16 not at all), with every
+exit and prediction equal; an output within that distance of a threshold could exit a step apart.
 
 Cost per step beyond the network: one softmax and one Numba call (fused), or a few small tensor
 operations (other rules); and, only at steps where some sample exits or joins, one ``index_select``
 of the input and of each neuron state (and one concatenation when samples join).
+
+**Chunks (``chunk``).** A network call may compute ``k`` steps of every running sample instead of
+one (ATSN's rule only): the stepper runs each convolution once on the ``k·n`` images of the call,
+which on a CPU costs less per image than ``k`` calls on ``n`` (a convolution of a few channels on a
+few images is mostly fixed cost). The exit test still runs step by step, in order, with the offline
+rule's arithmetic, so exit steps, predictions and recorded outputs are the same as with one step per
+call (tested); what a chunk costs is the steps computed after a sample's exit inside its last chunk
+(computed, then discarded: counted in ``active``). ``chunk="auto"`` picks ``k`` from
+:data:`CHUNK_STEPS` by a cost model: the time of one call of ``k`` steps on the batch slots, measured
+once per model, input shape, slot count and thread count (:func:`chunk_call_seconds`, a few calls
+each, cached), times the calls a sample needs, ``ceil(s / k)`` for a sample exiting at step ``s``,
+averaged over the exit steps seen so far in the run (a uniform prior before the first exits).
 
 **The network's step** runs through a stepper (:mod:`snnlab.inference.stepper`): for a chain of
 conv/BN/linear/LIF/pooling/integrator layers (a model with ``step_layers()``, e.g. ATSN's network)
@@ -44,6 +60,7 @@ modules' own states. :func:`fixed_inference` with ``step_by_step=True`` runs the
 from __future__ import annotations
 
 import time
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,12 +69,20 @@ from torch import nn
 
 from snnlab.checks import check_choice, check_tensor, check_timesteps
 from snnlab.inference.exit_rule import ExitRule, keeps_rule_of
-from snnlab.inference.stepper import make_stepper, rest_value, select_states
+from snnlab.inference.stepper import LayerStepper, make_stepper, rest_value, select_states
 from snnlab.neurons import StatefulNode
 from snnlab.training.traces import reset_traces
 
 __all__ = ["AdaptiveResult", "select_samples", "step_input", "adaptive_inference", "fixed_inference",
-           "compare_wallclock"]
+           "compare_wallclock", "chunk_call_seconds", "CHUNK_STEPS", "CHUNK_IMAGES"]
+
+CHUNK_STEPS = (1, 2, 4, 8)
+"""The steps per network call ``chunk="auto"`` chooses from (those up to T)."""
+CHUNK_IMAGES = 128
+"""``chunk="auto"`` considers ``k`` steps per call only while ``k`` times the batch slots is at most this
+many images (and always ``k = 1``): beyond it a convolution's fixed cost is a small part of a call
+(chapter 7 measures the cost per image against the images per call), and the steps computed after
+exits would cost more than the calls saved."""
 
 
 def select_samples(model: nn.Module, keep: torch.Tensor) -> None:
@@ -86,15 +111,19 @@ class AdaptiveResult:
     predictions: torch.Tensor
     """int64 ``[B]``: the class predicted at the exit."""
     outputs: torch.Tensor
-    """``[T, B, C]`` per-step outputs; NaN at the steps a sample did not compute."""
+    """``[T, B, C]`` per-step outputs; NaN after a sample's exit step (steps a chunk computed after the
+    exit are not recorded)."""
     active: list[int] = field(default_factory=list)
-    """Samples computed at each network call (at most ``T`` calls per batch; the batch shrinks as
-    samples exit, and with batch slots waiting samples join it)."""
+    """Sample-steps computed at each network call: the samples running, times the call's steps (one
+    step per call unless ``chunk`` says otherwise; the batch shrinks as samples exit, and with batch
+    slots waiting samples join it). With chunks, this includes the steps computed after an exit."""
     seconds: float = 0.0
     """Wall-clock of the whole loop (network, exit tests and batch shrinking)."""
     network_seconds: float = 0.0
     """The part of ``seconds`` spent inside the network's calls; the rest is the exit path (exit
     tests, recording exits, shrinking the batch)."""
+    call_steps: list[int] = field(default_factory=list)
+    """The steps computed by each network call (all 1 without chunks)."""
 
     def accuracy(self, targets: torch.Tensor) -> float:
         return float((self.predictions == targets).double().mean())
@@ -147,6 +176,110 @@ def _fused_rule(rule: ExitRule) -> bool:
     return isinstance(rule, ConfidenceExit) and keeps_rule_of(rule, ConfidenceExit) and not rule.hardware
 
 
+def _check_chunk(chunk, T: int, fused: bool) -> int | str:
+    if chunk == "auto":
+        return chunk
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or not 1 <= chunk <= T:
+        raise ValueError(f"chunk must be an int from 1 to T = {T} (steps per network call) or 'auto', got {chunk!r}.")
+    if chunk > 1 and not fused:
+        raise ValueError(f"chunk = {chunk} needs ATSN's ConfidenceExit (its fused exit step); other rules compute "
+                         "one step per network call (chunk = 1 or 'auto').")
+    return chunk
+
+
+_CALIBRATION: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
+
+
+def _chunk_frames(x: torch.Tensor, alive: np.ndarray, tstep: np.ndarray, k: int) -> torch.Tensor:
+    """The next ``k`` event frames of the rows (sample ``alive[i]`` at step ``tstep[i]``), step-major
+    ``[k·n, ...]``; past the last frame, the last frame again (those steps come after the exit at T
+    and are never read)."""
+    n = len(alive)
+    if k == 1:
+        return x[torch.from_numpy(alive), torch.from_numpy(tstep)]
+    t = np.minimum(tstep[None, :] + np.arange(k)[:, None], x.shape[1] - 1)
+    return x[torch.from_numpy(np.tile(alive, k)), torch.from_numpy(t.reshape(k * n))]
+
+
+def chunk_call_seconds(model: nn.Module, x: torch.Tensor, *, T: int, kind: str = "static", slots: int,
+                       repeats: int = 7) -> dict[int, float]:
+    """The wall-clock of one network call of ``k`` steps on ``slots`` samples of ``x``, for each ``k``
+    of :data:`CHUNK_STEPS` that ``chunk="auto"`` may choose (``k <= T``, ``k · slots <=`` :data:`CHUNK_IMAGES`,
+    and 1): the fastest of ``repeats`` calls after one untimed call (the ``k`` interleaved), on the
+    first ``slots`` samples of ``x``, through the stepper adaptive inference uses. Only the fast
+    layer stepper computes ``k`` steps in one call; for other models the result is ``{1: ...}``
+    alone. Cached per model, input shape, ``kind``, ``slots`` and thread count (the first call of a
+    setting measures)."""
+    B = _check_batch(model, x, T, kind)
+    slots = _check_batch_size(slots, B)
+    key = (kind, tuple(x.shape[1:]), x.dtype, slots, T, torch.get_num_threads())
+    cache = _CALIBRATION.setdefault(model, {})
+    if key in cache:
+        return cache[key]
+    modules = list(model.modules())
+    was_training, switch = _eval_mode(model, modules)
+    nodes = [m for m in modules if isinstance(m, StatefulNode)]
+    reset = _resetter(model, modules)
+    costs: dict[int, float] = {}
+    try:
+        with torch.no_grad():
+            runs = {}
+            for k in CHUNK_STEPS:
+                if k > T or (k > 1 and k * slots > CHUNK_IMAGES):
+                    continue
+                stepper = make_stepper(model, nodes, x, kind, slots)
+                if k > 1 and not isinstance(stepper, LayerStepper):
+                    continue                         # the module stepper computes a step per call
+                if not isinstance(stepper, LayerStepper):
+                    reset()
+                stepper.add(x, 0, slots)
+                rows = np.arange(slots, dtype=np.int64)
+                frames = None if kind == "static" else _chunk_frames(x, rows, np.zeros(slots, np.int64), k)
+                stepper.step(frames, k)              # untimed: first-call set-up
+                runs[k] = (stepper, frames, [])
+            for _ in range(repeats):                 # interleaved: a change of load hits every k alike
+                for k, (stepper, frames, times) in runs.items():
+                    start = time.perf_counter()
+                    stepper.step(frames, k)
+                    times.append(time.perf_counter() - start)
+            for k, (stepper, _, times) in runs.items():
+                stepper.clear()
+                costs[k] = min(times)
+    finally:
+        reset()
+        if switch:
+            model.train(was_training)
+    cache[key] = costs
+    return costs
+
+
+class _ChunkChooser:
+    """``chunk="auto"``: the steps per call that minimise the expected time per sample, from the measured
+    call times and the exit steps seen so far (module docstring)."""
+
+    def __init__(self, costs: dict[int, float], T: int, slots: int) -> None:
+        steps = np.arange(1, T + 1, dtype=np.float64)
+        self.ks = sorted(costs)
+        self.per_sample = np.array([costs[k] / (k * slots) for k in self.ks])      # seconds per sample-step
+        # steps a sample exiting at step s computes with k steps per call: ceil(s / k)·k, as rows
+        self.computed = np.stack([np.ceil(steps / k) * k for k in self.ks])
+        self.counts = np.ones(T, dtype=np.float64)                  # a uniform prior before any exit
+        self.seen = 0
+        self.k = self._best()
+
+    def _best(self) -> int:
+        return self.ks[int(np.argmin(self.per_sample * (self.computed @ self.counts)))]
+
+    def update(self, steps: np.ndarray, joined: int, running: int, slots: int) -> int:
+        """Re-choose after about a batch of new exits (``steps[:joined]``: 0 for samples still running)."""
+        done = joined - running
+        if len(self.ks) > 1 and done - self.seen >= max(1, slots):
+            self.counts = 1.0 + np.bincount(steps[:joined], minlength=len(self.counts) + 1)[1:]
+            self.seen = done
+            self.k = self._best()
+        return self.k
+
+
 def _check_batch_size(batch_size, n: int) -> int:
     if batch_size is None:
         return n
@@ -157,7 +290,8 @@ def _check_batch_size(batch_size, n: int) -> int:
 
 @torch.no_grad()
 def adaptive_inference(model: nn.Module, x: torch.Tensor, rule: ExitRule, *, T: int,
-                       kind: str = "static", batch_size: int | None = None) -> AdaptiveResult:
+                       kind: str = "static", batch_size: int | None = None,
+                       chunk: int | str = 1) -> AdaptiveResult:
     """Run ``model`` on the samples ``x`` step by step, dropping each sample once ``rule`` lets it exit.
 
     ``model`` maps time-major input ``[t, B, ...]`` to outputs ``[t, B, C]`` and keeps its neuron
@@ -166,6 +300,8 @@ def adaptive_inference(model: nn.Module, x: torch.Tensor, rule: ExitRule, *, T: 
     ``T`` is the most steps a sample may take. ``batch_size`` (default: all of ``x``) is the most
     samples computed together: with :class:`~snnlab.inference.ConfidenceExit`, waiting samples take
     the places of those that exit (module docstring); with other rules ``x`` runs in batches of that size.
+    ``chunk`` (ATSN's rule only): the steps each network call computes, 1 to T, or ``"auto"`` to choose
+    them by measured cost (module docstring); exits and predictions do not depend on it.
 
     Per step, beyond the network: ATSN's rule runs as one fused Numba step after a softmax; other
     rules through their per-step form (:meth:`ExitRule.online`), which tests only the current step's
@@ -176,14 +312,19 @@ def adaptive_inference(model: nn.Module, x: torch.Tensor, rule: ExitRule, *, T: 
         raise TypeError(f"rule must be an ExitRule (ConfidenceExit, EntropyExit, FixedSteps), got {type(rule).__name__}.")
     B = _check_batch(model, x, T, kind)
     slots = _check_batch_size(batch_size, B)
+    fused = _fused_rule(rule)
+    chunk = _check_chunk(chunk, T, fused)
     modules = list(model.modules())
     was_training, switch = _eval_mode(model, modules)
     reset = _resetter(model, modules)
     reset()
     nodes = [m for m in modules if isinstance(m, StatefulNode)]
     try:
-        if _fused_rule(rule) and all(rest_value(m) is not None for m in nodes):
-            return _fused_inference(model, x, rule, T, kind, slots, nodes)
+        if fused and all(rest_value(m) is not None for m in nodes):
+            return _fused_inference(model, x, rule, T, kind, slots, nodes, chunk)
+        if chunk not in (1, "auto"):
+            raise ValueError(f"chunk = {chunk} needs snnlab's neurons (a known rest state) in the network; "
+                             "this one runs one step per network call.")
         parts = []
         for lo in range(0, B, slots):
             if lo:
@@ -195,6 +336,7 @@ def adaptive_inference(model: nn.Module, x: torch.Tensor, rule: ExitRule, *, T: 
             torch.cat([r.steps for r in parts]), torch.cat([r.predictions for r in parts]),
             torch.cat([r.outputs for r in parts], 1), [n for r in parts for n in r.active],
             sum(r.seconds for r in parts), sum(r.network_seconds for r in parts),
+            [k for r in parts for k in r.call_steps],
         )
     finally:
         reset()
@@ -203,17 +345,21 @@ def adaptive_inference(model: nn.Module, x: torch.Tensor, rule: ExitRule, *, T: 
 
 
 def _fused_inference(model: nn.Module, x: torch.Tensor, rule, T: int, kind: str, slots: int,
-                     nodes: list[StatefulNode]) -> AdaptiveResult:
-    """:func:`adaptive_inference` for ATSN's confidence exit: the fused exit step and batch slots."""
+                     nodes: list[StatefulNode], chunk: int | str = 1) -> AdaptiveResult:
+    """:func:`adaptive_inference` for ATSN's confidence exit: the fused exit step, batch slots, chunks."""
     from snnlab.inference.atsn import confidence_levels
     from snnlab.inference.exit_kernel import confidence_exit_step
 
     B = x.shape[0]
     levels = confidence_levels(T, rule.cl_init, rule.tau_cl).numpy()
     reads_cumulative, predict_cumulative = rule.reads == "cumulative", rule.predict == "cumulative"
+    chooser = None
+    if chunk == "auto":
+        costs = chunk_call_seconds(model, x, T=T, kind=kind, slots=slots)   # measured once, cached
+        chooser = _ChunkChooser(costs, T, slots)
     start = time.perf_counter()
     stepper = make_stepper(model, nodes, x, kind, slots)
-    steps = np.full(B, T, dtype=np.int64)
+    steps = np.zeros(B, dtype=np.int64)              # 0 until the sample exits (every sample does, by T)
     predictions = np.zeros(B, dtype=np.int64)
     alive = np.arange(slots, dtype=np.int64)         # rows -> samples; rows [0, n) are running
     tstep = np.zeros(slots, dtype=np.int64)          # each row's 0-based step
@@ -221,15 +367,19 @@ def _fused_inference(model: nn.Module, x: torch.Tensor, rule, T: int, kind: str,
     total = outputs = None
     n, waiting = slots, slots                        # running rows; next sample to join
     active: list[int] = []
+    call_steps: list[int] = []
+    k = chooser.k if chooser is not None else chunk
     tick = time.perf_counter()
     stepper.add(x, 0, slots)
     network = time.perf_counter() - tick
     while n:
-        frames = None if kind == "static" else x[torch.from_numpy(alive[:n]), torch.from_numpy(tstep[:n])]
+        if chooser is not None:
+            k = chooser.update(steps, waiting, n, slots)
+        frames = None if kind == "static" else _chunk_frames(x, alive[:n], tstep[:n], k)
         tick = time.perf_counter()
-        out = stepper.step(frames)                   # [n, C]
+        out = stepper.step(frames, k)                # [k·n, C], step-major
         network += time.perf_counter() - tick
-        if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[1] < 2:
+        if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != k * n or out.shape[1] < 2:
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise ValueError(f"one step's outputs must be a tensor [B, C >= 2], got {shape}.")
         if outputs is None:
@@ -237,16 +387,29 @@ def _fused_inference(model: nn.Module, x: torch.Tensor, rule, T: int, kind: str,
             total = np.empty((slots, out.shape[1]), dtype=np.float64)
         out = out.detach().contiguous()
         probs = out.to(torch.float64).softmax(-1)    # o^t, exactly as the offline rule computes it
-        n_keep = confidence_exit_step(out.numpy(), probs.numpy(), total, alive, tstep, levels, outputs.numpy(),
-                                      steps, predictions, keep, reads_cumulative, predict_cumulative)
-        if n_keep < 0:
-            raise ValueError("outputs contain NaN or infinity; exit rules need finite per-step outputs.")
-        active.append(n)
+        f_all, p_all = out.numpy(), probs.numpy()
+        running, kept = n, None                      # kept: the stepper rows still running (None: all n)
+        for s in range(k):                           # the exit test, step by step, in order
+            f, p = f_all[s * n:(s + 1) * n], p_all[s * n:(s + 1) * n]
+            if kept is not None:
+                f, p = f[kept], p[kept]
+            n_keep = confidence_exit_step(f, p, total, alive, tstep, levels, outputs.numpy(), steps, predictions,
+                                          keep, reads_cumulative, predict_cumulative)
+            if n_keep < 0:
+                raise ValueError("outputs contain NaN or infinity; exit rules need finite per-step outputs.")
+            if n_keep < running:
+                kept = keep[:n_keep].copy() if kept is None else kept[keep[:n_keep]]
+            running = n_keep
+            if not running:
+                break
+        active.append(k * n)
+        call_steps.append(k)
+        n_keep = running
         joining = min(slots - n_keep, B - waiting)
         if n_keep == n and not joining:
             continue
         if n_keep < n:
-            stepper.keep(keep[:n_keep].copy())
+            stepper.keep(kept)
         if joining:
             alive[n_keep:n_keep + joining] = np.arange(waiting, waiting + joining)
             tstep[n_keep:n_keep + joining] = 0
@@ -257,7 +420,8 @@ def _fused_inference(model: nn.Module, x: torch.Tensor, rule, T: int, kind: str,
         n = n_keep + joining
     stepper.clear()
     seconds = time.perf_counter() - start
-    return AdaptiveResult(torch.from_numpy(steps), torch.from_numpy(predictions), outputs, active, seconds, network)
+    return AdaptiveResult(torch.from_numpy(steps), torch.from_numpy(predictions), outputs, active, seconds, network,
+                          call_steps)
 
 
 def _online_inference(model: nn.Module, x: torch.Tensor, rule: ExitRule, T: int, kind: str,
@@ -309,7 +473,7 @@ def _online_inference(model: nn.Module, x: torch.Tensor, rule: ExitRule, T: int,
         stepper.keep(keep.numpy())
     stepper.clear()
     seconds = time.perf_counter() - start
-    return AdaptiveResult(steps, predictions, outputs, active, seconds, network)
+    return AdaptiveResult(steps, predictions, outputs, active, seconds, network, [1] * len(active))
 
 
 @torch.no_grad()
@@ -345,7 +509,7 @@ def fixed_inference(model: nn.Module, x: torch.Tensor, *, T: int, kind: str = "s
 
 
 def compare_wallclock(model: nn.Module, x: torch.Tensor, rule: ExitRule, *, T: int, kind: str = "static",
-                      repeats: int = 5, batch_size: int | None = None) -> dict[str, float]:
+                      repeats: int = 5, batch_size: int | None = None, chunk: int | str = 1) -> dict[str, float]:
     """Median wall-clock and CPU seconds of three ways to classify every sample of ``x``:
 
     ``fixed``: all T steps in one multi-step call (the usual fixed-T path); ``fixed_stepwise``: all T
@@ -363,34 +527,60 @@ def compare_wallclock(model: nn.Module, x: torch.Tensor, rule: ExitRule, *, T: i
     T·B sample-steps the adaptive runs computed; ``network_calls`` and ``fixed_stepwise_calls`` count
     the network calls of one adaptive run and of the per-step fixed-T loop; ``batch_size`` the batch
     size used.
+
+    With ``chunk`` other than 1, a fourth way is timed in the same repeats: ``adaptive_chunked``,
+    adaptive inference with that ``chunk`` (steps per network call, or ``"auto"``), with
+    ``adaptive_chunked_cpu``, ``adaptive_chunked_network``, ``chunked_sample_steps`` (the fraction of
+    sample-steps it computed, steps after exits included), ``chunked_network_calls``,
+    ``chunked_steps_per_call`` (mean) and ``chunk_calibration_s`` (the one-time measurement of the call
+    times that ``"auto"`` chooses from; 0 when cached or not needed; not in the timed runs).
     """
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats must be an int >= 1, got {repeats!r}.")
     n = _check_batch(model, x, T, kind)
     batch_size = _check_batch_size(batch_size, n)
     batches = [x[i:i + batch_size] for i in range(0, n, batch_size)]
-    names = ("fixed", "fixed_stepwise", "adaptive")
+    chunked = chunk != 1
+    if chunked:
+        _check_chunk(chunk, T, _fused_rule(rule))
+    names = ("fixed", "fixed_stepwise", "adaptive") + (("adaptive_chunked",) if chunked else ())
     times: dict[str, list[float]] = {k: [] for n in names for k in (n, n + "_cpu")}
     times["adaptive_network"] = []
-    result = None
+    times["adaptive_chunked_network"] = []
+    results: dict[str, AdaptiveResult] = {}
+    calibration = 0.0
+    if chunk == "auto" and _fused_rule(rule):
+        start = time.perf_counter()
+        chunk_call_seconds(model, x, T=T, kind=kind, slots=batch_size)   # what "auto" reads (cached)
+        calibration = time.perf_counter() - start
     adaptive_inference(model, batches[0], rule, T=T, kind=kind)          # warm-up, untimed
+    if chunked:
+        adaptive_inference(model, batches[0], rule, T=T, kind=kind, chunk=chunk)
     for step_by_step in (False, True):
         fixed_inference(model, batches[0], T=T, kind=kind, step_by_step=step_by_step)
     for _ in range(repeats):
         for name in names:
             cpu, wall = time.process_time(), time.perf_counter()
-            if name == "adaptive":
-                result = adaptive_inference(model, x, rule, T=T, kind=kind, batch_size=batch_size)
+            if name.startswith("adaptive"):
+                results[name] = adaptive_inference(model, x, rule, T=T, kind=kind, batch_size=batch_size,
+                                                   chunk=chunk if name == "adaptive_chunked" else 1)
             else:
                 for xb in batches:
                     fixed_inference(model, xb, T=T, kind=kind, step_by_step=name == "fixed_stepwise")
             times[name].append(time.perf_counter() - wall)
             times[name + "_cpu"].append(time.process_time() - cpu)
-            if name == "adaptive":
-                times["adaptive_network"].append(result.network_seconds)
-    medians = {k: float(torch.tensor(v, dtype=torch.float64).median()) for k, v in times.items()}
+            if name.startswith("adaptive"):
+                times[name + "_network"].append(results[name].network_seconds)
+    medians = {k: float(torch.tensor(v, dtype=torch.float64).median()) for k, v in times.items() if v}
+    result = results["adaptive"]
     medians["sample_steps"] = sum(result.active) / (T * n)
     medians["network_calls"] = len(result.active)
     medians["fixed_stepwise_calls"] = T * len(batches)
     medians["batch_size"] = batch_size
+    if chunked:
+        other = results["adaptive_chunked"]
+        medians["chunked_sample_steps"] = sum(other.active) / (T * n)
+        medians["chunked_network_calls"] = len(other.active)
+        medians["chunked_steps_per_call"] = sum(other.call_steps) / len(other.call_steps)
+        medians["chunk_calibration_s"] = calibration
     return medians

@@ -6,8 +6,9 @@ that join. A stepper holds what that needs between calls, behind four methods:
 
 * ``add(x, lo, hi)``: append rows for the samples ``x[lo:hi]`` (samples join in order), starting
   at rest;
-* ``step(frames)``: one timestep of every row, ``[n, C]`` outputs (``frames``: the rows' current
-  event frames; ``None`` for static input, whose images the stepper keeps);
+* ``step(frames, k=1)``: ``k`` timesteps of every row, ``[k·n, C]`` outputs, step-major (row ``i``
+  at its s-th step of the call is output ``s·n + i``; ``frames``: the rows' next ``k`` event frames,
+  laid out the same way; ``None`` for static input, whose images the stepper keeps);
 * ``keep(rows)``: keep only ``rows`` (int64 NumPy indices, in order), dropping the others;
 * ``clear()``: no rows, every state at rest.
 
@@ -26,11 +27,17 @@ removes the per-step costs that dominated small batches (profile in ``book/07_at
   (:mod:`snnlab.inference.step_kernels`) on NumPy views, instead of the multi-step launch plus
   seven torch operations of pooling; states live in NumPy arrays compacted by indexing;
 * conv, BN and linear layers are their ATen operators called directly with the module's tensors
-  (the operators a module call reaches, without the module machinery).
+  (the operators a module call reaches, without the module machinery);
+* a call of ``k`` steps runs each of these layers once on the ``k·n`` images of the call (and each
+  neuron layer ``k`` times, a step at a time): a CPU convolution of a few channels costs less per
+  image on more images, so adaptive inference may compute a few steps per call
+  (:func:`snnlab.inference.adaptive_inference`'s ``chunk``).
 
 Every number is the one the modules compute (the same ATen operators on the same inputs; the
 neurons' own inlined arithmetic; the maximum of spikes is exact), so outputs, exits and
-predictions equal the module path's bit for bit (tested). The fast path is used only where that
+predictions equal the module path's on the same rows bit for bit (tested). (A call on another
+number of rows, a chunk of ``k`` steps or another batch, may reach another oneDNN/MKL kernel with
+other rounding: see :mod:`snnlab.inference.adaptive`.) The fast path is used only where that
 holds: eval mode, no hooks (a :class:`~snnlab.inference.SynapticOpCounter` sees the module path),
 CPU float32, the Numba backend, and only the layer types above; anything else gets a
 :class:`ModuleStepper`.
@@ -102,8 +109,11 @@ class ModuleStepper:
             self.images = torch.cat([self.images, x[lo:hi]]) if self.n else x[lo:hi]
         self.n += hi - lo
 
-    def step(self, frames: torch.Tensor | None = None) -> torch.Tensor:
-        return self._call(self.images if self.static else frames)
+    def step(self, frames: torch.Tensor | None = None, k: int = 1) -> torch.Tensor:
+        if k == 1:
+            return self._call(self.images if self.static else frames)
+        n = self.n
+        return torch.cat([self._call(self.images if self.static else frames[s * n:(s + 1) * n]) for s in range(k)])
 
     def keep(self, rows: np.ndarray) -> None:
         if len(rows) == 0:
@@ -289,49 +299,58 @@ class LayerStepper:
         return buf[:n]
 
     @torch.no_grad()
-    def step(self, frames: torch.Tensor | None = None) -> torch.Tensor:
+    def step(self, frames: torch.Tensor | None = None, k: int = 1) -> torch.Tensor:
         from snnlab.inference.step_kernels import integrator_step, spiking_step
         from snnlab.neurons.launch import raise_nonfinite
 
         n = self.n
+        m = k * n                                   # the images of this call, step-major
         if self.static:
-            z, shape = self.rows[-1].current(n), self.shape
+            # the same front output at each of the k steps: a neuron reads it k times, unrepeated
+            z, shape, shared = self.rows[-1].current(n), self.shape, k > 1
         else:
             t = self._encode(frames).contiguous()
-            z, shape = t.numpy().reshape(n, -1), tuple(t.shape[1:])
+            z, shape, shared = t.numpy().reshape(m, -1), tuple(t.shape[1:]), False
         i = 0
         last = len(self.body) - 1
         for j, op in enumerate(self.body):
             kind = op[0]
             if kind == "torch":
-                t = op[1](torch.from_numpy(z).reshape(n, *shape) if isinstance(z, np.ndarray) else z)
+                if shared:
+                    z, shared = np.concatenate([z] * k), False
+                rows = z.shape[0]
+                t = op[1](torch.from_numpy(z).reshape(rows, *shape) if isinstance(z, np.ndarray) else z)
                 z, shape = t, tuple(t.shape[1:])
                 continue
-            x = z.contiguous().numpy().reshape(n, -1) if isinstance(z, torch.Tensor) else z
+            x = z.contiguous().numpy().reshape(z.shape[0], -1) if isinstance(z, torch.Tensor) else z
             N = x.shape[1]
             state = self.rows[i]
-            v_in, v_out = state.current(n), state.spare(n, N)
             if kind == "spike":
                 C, H, W = shape if len(shape) == 3 else (N, 1, 1)
-                if op[4]:
+                pooled = op[4]
+                if pooled:
                     shape = (C, H // 2, W // 2)
-                    out = np.empty((n, *shape), np.float32) if j == last else self._buffer(j, n, shape)
-                    bad = spiking_step(x, v_in, op[1], op[2], op[3], v_out, self._buffer(("row", j), 1, (N,)),
-                                       out, C, H, W)
-                    out = out.reshape(n, -1)
-                else:
-                    out = np.empty((n, N), np.float32) if j == last else self._buffer(j, n, (N,))
-                    bad = spiking_step(x, v_in, op[1], op[2], op[3], v_out, out, _NO_POOL, C, H, W)
+                out = np.empty((m, *shape), np.float32) if j == last else self._buffer(j, m, shape)
                 what = "neuron input"
             else:
-                out = np.empty((n, N), np.float32) if j == last else self._buffer(j, n, (N,))
-                bad = integrator_step(x, v_in, op[1], out, v_out)
+                out = np.empty((m, N), np.float32) if j == last else self._buffer(j, m, (N,))
                 what = "integrator input"
-            if bad:
-                raise_nonfinite(bad, what)
-            state.flip()
-            z, i = out, i + 1
-        return torch.from_numpy(z).reshape(n, *shape) if isinstance(z, np.ndarray) else z
+            for s in range(k):
+                xs = x if shared else x[s * n:(s + 1) * n]
+                part = out[s * n:(s + 1) * n]
+                v_in, v_out = state.current(n), state.spare(n, N)
+                if kind == "spike" and pooled:
+                    bad = spiking_step(xs, v_in, op[1], op[2], op[3], v_out, self._buffer(("row", j), 1, (N,)),
+                                       part, C, H, W)
+                elif kind == "spike":
+                    bad = spiking_step(xs, v_in, op[1], op[2], op[3], v_out, part, _NO_POOL, C, H, W)
+                else:
+                    bad = integrator_step(xs, v_in, op[1], part, v_out)
+                if bad:
+                    raise_nonfinite(bad, what)
+                state.flip()
+            z, i, shared = out.reshape(m, -1), i + 1, False
+        return torch.from_numpy(z).reshape(m, *shape) if isinstance(z, np.ndarray) else z
 
 
 class _Rows:
