@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from atsn_cases import atsn_net
 from snnlab.inference import (
     ConfidenceExit,
     EntropyExit,
@@ -15,26 +16,12 @@ from snnlab.inference import (
     fixed_inference,
     select_samples,
 )
-from snnlab.models import build_model
 from snnlab.models.atsn_vgg import AtsnVGG, load_atsn_vgg, save_atsn_vgg
 from snnlab.neurons import LIFNode, MLFNode, NonSpikingIntegrator
 from snnlab.training import reset_model
 
 
-def _net(output="integrator", bn=True, seed=0):
-    torch.manual_seed(seed)
-    net = build_model("atsn_vgg", num_classes=10, input_shape=(1, 8, 8), T=4, output=output, bn=bn,
-                      channels=(6, 8), hidden=(16,))
-    with torch.no_grad():  # stronger weights so that the LIF layers spike
-        for m in net.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                m.weight.mul_(3.0)
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.3, 0.3)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 2.0)
-                m.bias.uniform_(-0.2, 0.5)
-    return net.eval()
+_net = atsn_net
 
 
 @pytest.fixture

@@ -5,30 +5,16 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
+from atsn_cases import atsn_net
 from snnlab.inference import ConfidenceExit, EntropyExit, adaptive_inference, confidence_scores, fixed_inference
 from snnlab.inference.adaptive import CHUNK_IMAGES, _ChunkChooser, chunk_call_seconds
 from snnlab.inference.stepper import LayerStepper, ModuleStepper
-from snnlab.models import build_model
 from snnlab.neurons import StatefulNode
 from snnlab.training import reset_model
 
 
-def _net(output="integrator", seed=0):
-    torch.manual_seed(seed)
-    net = build_model("atsn_vgg", num_classes=10, input_shape=(1, 8, 8), T=4, output=output, bn=True,
-                      channels=(6, 8), hidden=(16,))
-    with torch.no_grad():  # stronger weights so that the LIF layers spike
-        for m in net.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                m.weight.mul_(3.0)
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.3, 0.3)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 2.0)
-                m.bias.uniform_(-0.2, 0.5)
-    return net.eval()
+_net = atsn_net
 
 
 def _inputs(kind, n=40, seed=3):
