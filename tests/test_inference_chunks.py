@@ -91,9 +91,9 @@ def test_chooser_minimises_the_expected_time_per_sample():
     steps = np.zeros(200, dtype=np.int64)
     steps[:100] = 1                                   # 100 samples exited at step 1, 100 running
     # counts 1 + (100, 0, 0, 0): k = 1: (101 + 2 + 3 + 4) = 110; k = 2: 1.5 x (101 + 1 + 2 + 2) = 159
-    assert chooser.update(steps, joined=200, running=100, slots=1) == 1
+    assert chooser.update(steps, joined=200, running=100) == 1
     only_one = _ChunkChooser({1: 1.0}, T=4, slots=16)
-    assert only_one.k == 1 and only_one.update(steps, 200, 100, 16) == 1
+    assert only_one.k == 1 and only_one.update(steps, 200, 100) == 1
 
 
 def test_call_times_are_measured_for_the_allowed_chunks_and_cached():
@@ -138,3 +138,22 @@ def test_compare_wallclock_times_a_chunked_run_next_to_the_others():
     assert auto["chunked_sample_steps"] >= auto["sample_steps"]
     with pytest.raises(ValueError, match="chunk"):
         compare_wallclock(net, x, rule, T=4, kind="events", repeats=1, chunk=9)
+
+
+def test_bench_adaptive_refuses_a_bad_chunk_before_training(capsys, monkeypatch):
+    import snnlab.data
+    import snnlab.inference.ablation
+    from snnlab.cli import main
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("data loaded or a network trained before --chunk was checked")
+
+    monkeypatch.setattr(snnlab.data, "load_dataset", no_work)
+    monkeypatch.setattr(snnlab.inference.ablation, "train_variant", no_work)
+    for bad in ("9", "0"):                                       # T = 4 by default
+        assert main(["bench", "adaptive", "--quick", "--chunk", bad]) != 0
+        assert f"chunk must be an int from 1 to T = 4 (steps per network call) or 'auto', got {bad}" in \
+            capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["bench", "adaptive", "--chunk", "fast"])           # not 'auto' or an int: argparse's error
+    assert "--chunk takes 'auto' or an int" in capsys.readouterr().err

@@ -270,6 +270,7 @@ def run(args: argparse.Namespace) -> dict:
     from snnlab.data import load_dataset
     from snnlab.inference import fixed_inference
     from snnlab.inference.ablation import train_variant
+    from snnlab.inference.adaptive import check_chunk
     from snnlab.models.atsn_vgg import load_atsn_vgg
 
     load_at_start = os.getloadavg()[0]
@@ -277,6 +278,7 @@ def run(args: argparse.Namespace) -> dict:
     T, repeats, batch_sizes = args.T, args.repeats, list(args.batch_sizes)
     if any(b < 0 for b in batch_sizes):
         raise ValueError(f"batch sizes must be >= 1 (or 0 for the whole set), got {batch_sizes}.")
+    check_chunk(args.chunk, T)            # before any training: a bad --chunk fails at once
     test_set = load_dataset("digits", train=False)
     x = torch.stack([test_set[i][0] for i in range(len(test_set))])
     if args.model:

@@ -74,7 +74,7 @@ from snnlab.neurons import StatefulNode
 from snnlab.training.traces import reset_traces
 
 __all__ = ["AdaptiveResult", "select_samples", "step_input", "adaptive_inference", "fixed_inference",
-           "compare_wallclock", "chunk_call_seconds", "CHUNK_STEPS", "CHUNK_IMAGES"]
+           "compare_wallclock", "chunk_call_seconds", "check_chunk", "CHUNK_STEPS", "CHUNK_IMAGES"]
 
 CHUNK_STEPS = (1, 2, 4, 8)
 """The steps per network call ``chunk="auto"`` chooses from (those up to T)."""
@@ -176,7 +176,8 @@ def _fused_rule(rule: ExitRule) -> bool:
     return isinstance(rule, ConfidenceExit) and keeps_rule_of(rule, ConfidenceExit) and not rule.hardware
 
 
-def _check_chunk(chunk, T: int, fused: bool) -> int | str:
+def check_chunk(chunk, T: int, fused: bool = True) -> int | str:
+    """``chunk`` if it is 'auto' or an int from 1 to ``T``; k > 1 needs a rule with the fused exit step."""
     if chunk == "auto":
         return chunk
     if isinstance(chunk, bool) or not isinstance(chunk, int) or not 1 <= chunk <= T:
@@ -264,16 +265,16 @@ class _ChunkChooser:
         # steps a sample exiting at step s computes with k steps per call: ceil(s / k)·k, as rows
         self.computed = np.stack([np.ceil(steps / k) * k for k in self.ks])
         self.counts = np.ones(T, dtype=np.float64)                  # a uniform prior before any exit
-        self.seen = 0
+        self.slots, self.seen = slots, 0
         self.k = self._best()
 
     def _best(self) -> int:
         return self.ks[int(np.argmin(self.per_sample * (self.computed @ self.counts)))]
 
-    def update(self, steps: np.ndarray, joined: int, running: int, slots: int) -> int:
+    def update(self, steps: np.ndarray, joined: int, running: int) -> int:
         """Re-choose after about a batch of new exits (``steps[:joined]``: 0 for samples still running)."""
         done = joined - running
-        if len(self.ks) > 1 and done - self.seen >= max(1, slots):
+        if len(self.ks) > 1 and done - self.seen >= self.slots:
             self.counts = 1.0 + np.bincount(steps[:joined], minlength=len(self.counts) + 1)[1:]
             self.seen = done
             self.k = self._best()
@@ -313,7 +314,7 @@ def adaptive_inference(model: nn.Module, x: torch.Tensor, rule: ExitRule, *, T: 
     B = _check_batch(model, x, T, kind)
     slots = _check_batch_size(batch_size, B)
     fused = _fused_rule(rule)
-    chunk = _check_chunk(chunk, T, fused)
+    chunk = check_chunk(chunk, T, fused)
     modules = list(model.modules())
     was_training, switch = _eval_mode(model, modules)
     reset = _resetter(model, modules)
@@ -374,14 +375,15 @@ def _fused_inference(model: nn.Module, x: torch.Tensor, rule, T: int, kind: str,
     network = time.perf_counter() - tick
     while n:
         if chooser is not None:
-            k = chooser.update(steps, waiting, n, slots)
+            k = chooser.update(steps, waiting, n)
         frames = None if kind == "static" else _chunk_frames(x, alive[:n], tstep[:n], k)
         tick = time.perf_counter()
         out = stepper.step(frames, k)                # [k·n, C], step-major
         network += time.perf_counter() - tick
         if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != k * n or out.shape[1] < 2:
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise ValueError(f"one step's outputs must be a tensor [B, C >= 2], got {shape}.")
+            raise ValueError(f"a network call of {k} step(s) on {n} samples must return a tensor [{k * n}, C >= 2], "
+                             f"got {shape}.")
         if outputs is None:
             outputs = torch.full((T, B, out.shape[1]), float("nan"), dtype=out.dtype)
             total = np.empty((slots, out.shape[1]), dtype=np.float64)
@@ -542,11 +544,10 @@ def compare_wallclock(model: nn.Module, x: torch.Tensor, rule: ExitRule, *, T: i
     batches = [x[i:i + batch_size] for i in range(0, n, batch_size)]
     chunked = chunk != 1
     if chunked:
-        _check_chunk(chunk, T, _fused_rule(rule))
+        check_chunk(chunk, T, _fused_rule(rule))
     names = ("fixed", "fixed_stepwise", "adaptive") + (("adaptive_chunked",) if chunked else ())
     times: dict[str, list[float]] = {k: [] for n in names for k in (n, n + "_cpu")}
-    times["adaptive_network"] = []
-    times["adaptive_chunked_network"] = []
+    times.update({n + "_network": [] for n in names if n.startswith("adaptive")})
     results: dict[str, AdaptiveResult] = {}
     calibration = 0.0
     if chunk == "auto" and _fused_rule(rule):
@@ -571,7 +572,7 @@ def compare_wallclock(model: nn.Module, x: torch.Tensor, rule: ExitRule, *, T: i
             times[name + "_cpu"].append(time.process_time() - cpu)
             if name.startswith("adaptive"):
                 times[name + "_network"].append(results[name].network_seconds)
-    medians = {k: float(torch.tensor(v, dtype=torch.float64).median()) for k, v in times.items() if v}
+    medians = {k: float(torch.tensor(v, dtype=torch.float64).median()) for k, v in times.items()}
     result = results["adaptive"]
     medians["sample_steps"] = sum(result.active) / (T * n)
     medians["network_calls"] = len(result.active)
